@@ -1,0 +1,1 @@
+"""The application: settings, the command-line tool and the Discord bot."""

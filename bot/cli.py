@@ -1,0 +1,293 @@
+"""The `qabot` command: ingest articles, ask questions, manage the store, run the bot.
+
+A thin layer: it parses arguments, calls the store and retriever, prints the result, and
+turns their errors into one-line messages (`Error: ...`, exit status 1), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BotError
+from bot.settings import Settings, load_settings
+from retriever.errors import RetrieverError
+from store.errors import SkipSource, StoreError
+from store.models import RawArticle
+
+log = logging.getLogger("qabot")
+
+SAMPLE_QUESTION = "Where did the Russian elite units land?"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `qabot` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(data_dir=args.data_dir)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(),
+                                                             logging.WARNING),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return int(args.run(args, settings) or 0)
+    except (BotError, StoreError, RetrieverError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted; every article finished before that is stored.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qabot",
+        description="Answer questions with exact, cited sentences from your articles.",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the store lives (default: $QABOT_DATA_DIR or the per-user "
+                             "data folder, ~/.local/share/qabot on Linux)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace, Settings], int | None],
+                ) -> argparse.ArgumentParser:
+        doc = (func.__doc__ or "").strip()
+        p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
+        p.set_defaults(run=func)
+        return p
+
+    p = command("ingest", cmd_ingest)
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="files or folders of .txt .md .html .json .jsonl, or http(s) URLs")
+    p.add_argument("--collection", help="collection to add to (default: $QABOT_COLLECTION)")
+    p.add_argument("--allow-private", action="store_true",
+                   help="allow URLs on private or loopback addresses")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = command("ask", cmd_ask)
+    p.add_argument("question", nargs="+", help="the question (quotes optional)")
+    p.add_argument("-k", type=int, default=None, help="how many sentences to quote (default 3)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid",
+                   help="retrieval mode (default hybrid)")
+    p.add_argument("--collection", action="append",
+                   help="ask only this collection (repeatable; default: all)")
+    p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+
+    p = command("list", cmd_list)
+    p.add_argument("--collection", help="only this collection")
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+
+    p = command("stats", cmd_stats)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("forget", cmd_forget)
+    p.add_argument("article", help="article id (8+ characters), URL, file URI or exact title")
+    p.add_argument("--collection", help="only in this collection")
+
+    command("discord", cmd_discord)
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Add articles from files, folders or URLs; unchanged ones cost nothing.
+
+    Files: .txt and .md as pasted from a web page (title on the first line), .html pages,
+    .json / .jsonl with one article per object (title, text, url, publisher, published,
+    author). An edited article replaces its old version. Bad inputs are skipped with a reason.
+    """
+    from bot.app import App
+    from store.loaders import find_files, load_file
+
+    app = App(settings)
+    collection = args.collection or settings.collection
+    files: list[Path | SkipSource] = []
+    urls: list[str] = []
+    for source in args.sources:
+        if source.startswith(("http://", "https://")):
+            urls.append(source)
+        else:
+            files.extend(find_files(Path(source).expanduser()))
+
+    def items() -> Iterator[RawArticle | SkipSource]:
+        for f in files:
+            if isinstance(f, SkipSource):
+                yield f
+            else:
+                yield from load_file(f)
+        for url in urls:
+            yield from _from_url(url, allow_private=args.allow_private)
+
+    total = len(files) + len(urls)
+    bar = _progress(total, "ingesting", unit="file") if total > 5 and not args.json else None
+    try:
+        report = app.ingestor.ingest(items(), collection=collection,
+                                     progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    if args.json:
+        print(json.dumps({
+            "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
+            "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
+            "sentences": report.sentences, "passages": report.passages,
+            "embedded": report.embedded,
+        }, ensure_ascii=False))
+    else:
+        for source, reason in report.skipped:
+            print(f"skipped {source}: {reason}", file=sys.stderr)
+        print(
+            f"{len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped "
+            f"({report.sentences} sentences, {report.passages} passages, "
+            f"{report.embedded} texts embedded)"
+        )
+    app.close()
+    return 0 if (report.added or report.updated or report.unchanged or not report.skipped) else 1
+
+
+def _from_url(url: str, *, allow_private: bool) -> Iterator[RawArticle | SkipSource]:
+    """A page, or every entry of a feed, read from a URL."""
+    try:
+        from store.web import fetch_articles
+    except ImportError:
+        yield SkipSource(url, "this qabot cannot read URLs yet")
+        return
+    yield from fetch_articles(url, allow_private=allow_private)
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    """Ask a question; prints the answering sentences, quoted exactly, with their sources.
+
+    When nothing stored answers the question, says so and quotes nothing.
+    """
+    from bot.app import App
+
+    app = App(settings, fast_queries=True)
+    question = " ".join(args.question)
+    if not settings.db_path.exists():
+        raise BotError(
+            f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
+        )
+    answer = app.retriever.ask(question, k=args.k or settings.answers, mode=args.mode,
+                               collections=args.collection)
+    if args.json:
+        print(json.dumps(answer.to_json_dict(), ensure_ascii=False))
+        return 0
+    print(render_answer(answer))
+    return 0
+
+
+def render_answer(answer: Any) -> str:
+    """An answer for the terminal: quotes, then where each comes from."""
+    if answer.abstained:
+        return "I couldn't find that in the articles."
+    lines = []
+    for n, a in enumerate(answer.answers, start=1):
+        quote = f"… {a.context_before} {a.text}" if a.context_before else a.text
+        lines.append(f"{n}. “{quote}”")
+        for src in (a.article, *a.also_in):
+            lines.append(f"   — {format_source(src)}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def format_source(src: Any) -> str:
+    parts = [src.title]
+    if src.publisher:
+        parts.append(src.publisher)
+    if src.published:
+        parts.append(human_date(src.published))
+    parts.append(src.url or src.source or "")
+    return ", ".join(p for p in parts if p)
+
+
+def human_date(value: str) -> str:
+    """'2017-03-14' -> 'March 14, 2017'; anything else as written."""
+    try:
+        d = date.fromisoformat(value[:10])
+    except ValueError:
+        return value
+    return f"{d:%B} {d.day}, {d.year}"
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List stored articles: id, title, publisher, date, sentence count and source."""
+    from bot.app import App
+
+    if not settings.db_path.exists():
+        print("No articles stored yet; add some with `qabot ingest FILES`.")
+        return 0
+    app = App(settings)
+    articles = app.store.articles(collection=args.collection)
+    if args.json:
+        for a in articles:
+            print(a.model_dump_json())
+        return 0
+    if not articles:
+        print("No articles stored yet; add some with `qabot ingest FILES`.")
+    for a in articles:
+        when = human_date(a.published) if a.published else "undated"
+        print(f"{a.id[:12]}  {a.title}  [{a.publisher or '-'}, {when}, "
+              f"{a.sentences} sentences]  {a.url or a.source or a.key}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """Show what the store holds: articles, sentences, passages, model, size on disk."""
+    from bot.app import App
+
+    app = App(settings)
+    stats = app.store.stats()
+    stats["data_dir"] = str(settings.data_dir)
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    for key, value in stats.items():
+        print(f"{key:>12}: {value}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    """Remove an article (and its sentences, passages and vectors) from the store."""
+    from bot.app import App
+
+    app = App(settings)
+    removed = app.store.forget(args.article, args.collection)
+    for a in removed:
+        print(f"forgot {a.id[:12]}  {a.title}")
+    return 0
+
+
+def cmd_discord(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the Discord bot (needs DISCORD_TOKEN in the environment or .env)."""
+    token = settings.require_token()
+    from bot.discord_app import run_bot
+
+    run_bot(settings, token)
+    return 0
+
+
+def _progress(total: int, desc: str, unit: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Settings: environment variables win over `.env`, which wins over the defaults.
+
+Built once, in the entry point; nothing below `bot/` reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import SettingsError
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "your-token-here", "your_token_here", "xxx", "token"}
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder: ~/.local/share/qabot on Linux."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("qabot", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting qabot reads; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir, alias="QABOT_DATA_DIR")
+    model: str = Field("all-MiniLM-L6-v2", alias="QABOT_MODEL")
+    collection: str = Field("default", alias="QABOT_COLLECTION")
+    log_level: str = Field("WARNING", alias="QABOT_LOG_LEVEL")
+
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    discord_guild_id: int | None = Field(None, alias="DISCORD_GUILD_ID")
+    # Channel ids where a mention is answered; empty: every channel the bot can read.
+    discord_channels: list[int] = Field(default_factory=list, alias="DISCORD_CHANNELS")
+    # guild id -> collection name, for servers that share a collection; others use their own.
+    discord_collections: dict[str, str] = Field(default_factory=dict, alias="DISCORD_COLLECTIONS")
+    cooldown_questions: int = Field(5, alias="QABOT_COOLDOWN_QUESTIONS", ge=1)
+    cooldown_seconds: float = Field(60.0, alias="QABOT_COOLDOWN_SECONDS", gt=0)
+    answers: int = Field(3, alias="QABOT_ANSWERS", ge=1, le=10)
+    feed_sync_minutes: float = Field(30.0, alias="QABOT_FEED_SYNC_MINUTES", ge=0)
+
+    @field_validator("discord_channels", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(v) for v in value.replace(",", " ").split()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "qabot.sqlite3"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    def require_token(self) -> str:
+        """The Discord token, or a SettingsError saying where to put it."""
+        token = self.discord_token.get_secret_value().strip() if self.discord_token else ""
+        if token.lower() in _PLACEHOLDERS or token.startswith("<"):
+            raise SettingsError(
+                "DISCORD_TOKEN is not set; put your bot's token in .env (see .env.example) "
+                "or the environment"
+            )
+        return token
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env`, with command-line overrides on top."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise SettingsError(f"setting {name}: {first['msg']}; fix it in .env or the environment") from exc

@@ -1,0 +1,1 @@
+"""A question to an answer: hybrid search, sentence selection, dedup, abstention."""

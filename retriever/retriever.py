@@ -1,0 +1,357 @@
+"""From a question to quoted sentences: hybrid search, sentence choice, dedup, abstention.
+
+Every sentence of the candidate passages is scored by four signals: the question's cosine
+similarity to the sentence and to its passage (dense, MiniLM), and BM25 of the sentence and
+of its passage (lexical), each BM25 divided by the best score the question's words could
+reach so all four live on comparable, absolute scales. A weighted sum ranks the sentences;
+the same sum, being absolute, decides whether anything answers at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from retriever.errors import BadQuestionError
+from retriever.models import Answer, AnswerSentence, Mode, Source
+from store.clean import same_words, words
+from store.db import Store
+from store.embedding import Embedder
+from store.index import Indexes, UnitIndex, open_indexes
+
+if TYPE_CHECKING:
+    import faiss
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+# A sentence that opens like this leans on the one before it to make sense.
+_LEANS_BACK = re.compile(
+    r"^(?:he|she|it|they|his|her|its|their|them|this|that|these|those|there|such|"
+    r"but|however|also|then|thus|therefore|meanwhile|moreover|instead|still|yet|"
+    r"the (?:carrier|company|group|move|decision|plan|report|general|president|minister))\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the four signals mix; tuned on the ReQA even split (see README)."""
+
+    sentence_dense: float = 1.0
+    passage_dense: float = 0.45
+    sentence_bm25: float = 0.75
+    passage_bm25: float = 0.35
+    # Below this mixed score nothing is quoted: the store does not answer the question.
+    abstain_below: float = 0.62
+    # Further answers must score at least this fraction of the first one.
+    relative_floor: float = 0.8
+
+
+@dataclass
+class Ranked:
+    """Sentence positions (in the index order) with their scores, best first."""
+
+    positions: np.ndarray
+    scores: np.ndarray
+
+
+class Retriever:
+    """Answers questions from one store. Thread-safe for concurrent `ask` calls."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        index_dir: Path,
+        *,
+        weights: Weights | None = None,
+        sentence_depth: int = 100,
+        passage_depth: int = 30,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.index_dir = index_dir
+        self.weights = weights or Weights()
+        self.sentence_depth = sentence_depth
+        self.passage_depth = passage_depth
+        self._indexes: Indexes | None = None
+        self._lock = threading.Lock()
+
+    # -- indexes ------------------------------------------------------------------------
+
+    def indexes(self) -> Indexes:
+        """The indexes for the store as it is now (rebuilt after any ingest or forget)."""
+        generation = self.store.generation
+        current = self._indexes
+        if current is not None and current.generation == generation:
+            return current
+        with self._lock:
+            if self._indexes is None or self._indexes.generation != generation:
+                self._indexes = open_indexes(self.store, self.index_dir)
+            return self._indexes
+
+    # -- asking -------------------------------------------------------------------------
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int = 3,
+        mode: Mode = "hybrid",
+        collections: list[str] | None = None,
+    ) -> Answer:
+        """The top `k` answering sentences, or an abstention when nothing answers."""
+        started = time.perf_counter()
+        question = _check_question(question)
+        idx = self.indexes()
+        t0 = time.perf_counter()
+        qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
+        t1 = time.perf_counter()
+        ranked = self._rank(idx, question, qvec, mode, collections)
+        t2 = time.perf_counter()
+        answers = self._select(idx, ranked, k, mode)
+        t3 = time.perf_counter()
+        timings = {
+            "embed": (t1 - t0) * 1000,
+            "search": (t2 - t1) * 1000,
+            "select": (t3 - t2) * 1000,
+            "total": (t3 - started) * 1000,
+        }
+        return Answer(
+            question=question,
+            abstained=not answers,
+            answers=tuple(answers),
+            timings=timings,
+            mode=mode,
+        )
+
+    def rank(
+        self,
+        questions: list[str],
+        *,
+        mode: Mode = "hybrid",
+        depth: int = 10,
+        collections: list[str] | None = None,
+    ) -> list[Ranked]:
+        """Ranked sentence positions for many questions at once (evaluation).
+
+        Embeds the questions in one batch; the ranking is the one `ask` uses.
+        """
+        idx = self.indexes()
+        qvecs = self.embedder.encode(questions) if mode != "bm25" else [None] * len(questions)
+        out = []
+        for question, qvec in zip(questions, qvecs, strict=True):
+            ranked = self._rank(idx, question, qvec, mode, collections)
+            out.append(Ranked(ranked.positions[:depth], ranked.scores[:depth]))
+        return out
+
+    def sentence_rowids(self, positions: np.ndarray) -> np.ndarray:
+        """SQLite row ids of sentences at these index positions."""
+        return self.indexes().sentences.rowids[positions]
+
+    def _rank(
+        self,
+        idx: Indexes,
+        question: str,
+        qvec: np.ndarray | None,
+        mode: Mode,
+        collections: list[str] | None,
+    ) -> Ranked:
+        sents, passes = idx.sentences, idx.passages
+        if len(sents.rowids) == 0:
+            return Ranked(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        mask = idx.collection_mask(collections)
+        sent_ok = None if mask is None else mask[sents.article]
+        pass_ok = None if mask is None else mask[passes.article]
+        w = self.weights
+
+        s_terms = sents.bm25.query_terms(question)
+        p_terms = passes.bm25.query_terms(question)
+        s_bm = sents.bm25.scores(s_terms) if mode != "dense" else None
+        p_bm = passes.bm25.scores(p_terms) if mode == "hybrid" else None
+        if s_bm is not None:
+            s_bm = s_bm / max(sents.bm25.max_score(s_terms), 1e-6)
+            if sent_ok is not None:
+                s_bm = np.where(sent_ok, s_bm, 0.0)
+        if p_bm is not None:
+            p_bm = p_bm / max(passes.bm25.max_score(p_terms), 1e-6)
+            if pass_ok is not None:
+                p_bm = np.where(pass_ok, p_bm, 0.0)
+
+        pools: list[np.ndarray] = []
+        if s_bm is not None:
+            pools.append(_top(s_bm, self.sentence_depth))
+        if p_bm is not None:
+            top_p = _top(p_bm, self.passage_depth)
+            pools.append(np.flatnonzero(np.isin(idx.sentence_passage, top_p)))
+        if qvec is not None:
+            pools.append(_dense_top(sents, qvec, self.sentence_depth, sent_ok))
+            if mode == "hybrid":
+                top_p = _dense_top(passes, qvec, self.passage_depth, pass_ok)
+                pools.append(np.flatnonzero(np.isin(idx.sentence_passage, top_p)))
+        cand = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
+        if sent_ok is not None:
+            cand = cand[sent_ok[cand]]
+        if cand.size == 0:
+            return Ranked(cand.astype(np.int64), np.zeros(0, dtype=np.float32))
+
+        if mode == "bm25":
+            assert s_bm is not None
+            score = s_bm[cand]
+        else:
+            assert qvec is not None
+            s_dense = np.asarray(sents.vectors[cand] @ qvec, dtype=np.float32)
+            if mode == "dense":
+                score = s_dense
+            else:
+                assert s_bm is not None and p_bm is not None
+                pos = idx.sentence_passage[cand]
+                p_dense = np.asarray(passes.vectors[pos] @ qvec, dtype=np.float32)
+                score = (
+                    w.sentence_dense * s_dense
+                    + w.passage_dense * p_dense
+                    + w.sentence_bm25 * s_bm[cand]
+                    + w.passage_bm25 * p_bm[pos]
+                )
+                score = (
+                    score
+                    / (w.sentence_dense + w.passage_dense + w.sentence_bm25 + w.passage_bm25)
+                    * 2
+                )
+        order = np.argsort(-score, kind="stable")
+        return Ranked(cand[order].astype(np.int64), score[order].astype(np.float32))
+
+    def _threshold(self, mode: Mode) -> float:
+        return self.weights.abstain_below if mode == "hybrid" else 0.0
+
+    def _select(self, idx: Indexes, ranked: Ranked, k: int, mode: Mode) -> list[AnswerSentence]:
+        """The top k distinct sentences above the abstention line, with their sources."""
+        floor = self._threshold(mode)
+        if ranked.scores.size == 0 or ranked.scores[0] < floor:
+            return []
+        floor = max(floor, float(ranked.scores[0]) * self.weights.relative_floor)
+        top = [
+            (int(p), float(s))
+            for p, s in zip(
+                ranked.positions[: 8 * k + 20], ranked.scores[: 8 * k + 20], strict=True
+            )
+            if s >= floor
+        ]
+        rows = self._sentence_rows(idx, [p for p, _ in top])
+        distinct: list[tuple[list[str], dict[str, Any]]] = []
+        for pos, score in top:
+            row = rows[pos]
+            tokens = words(row["text"])
+            repeat = next((e for w, e in distinct if same_words(tokens, w)), None)
+            if repeat is not None:
+                # The same fact again: cite this article too, on the sentence already chosen.
+                if row["article_id"] not in repeat["articles"]:
+                    repeat["articles"].append(row["article_id"])
+                continue
+            distinct.append((tokens, {**row, "score": score, "articles": [row["article_id"]]}))
+        chosen = [e for _, e in distinct[:k]]
+        infos = self._sources({a for e in chosen for a in e["articles"]})
+        return [
+            AnswerSentence(
+                text=e["text"],
+                score=e["score"],
+                start=e["start"],
+                end=e["end"],
+                article=infos[e["articles"][0]],
+                also_in=tuple(infos[a] for a in e["articles"][1:]),
+                context_before=e["context_before"],
+            )
+            for e in chosen
+        ]
+
+    def _sentence_rows(self, idx: Indexes, positions: list[int]) -> dict[int, dict[str, Any]]:
+        if not positions:
+            return {}
+        rowids = idx.sentences.rowids[positions].tolist()
+        marks = ",".join("?" * len(rowids))
+        found = {
+            r[0]: r
+            for r in self.store.execute(
+                "SELECT s.id, s.article_id, s.idx, s.start, s.end, s.text,"
+                " (SELECT p.text FROM sentences p WHERE p.article_id = s.article_id"
+                "  AND p.idx = s.idx - 1 AND p.passage_idx = s.passage_idx)"
+                f" FROM sentences s WHERE s.id IN ({marks})",
+                tuple(rowids),
+            )
+        }
+        out = {}
+        for pos, rowid in zip(positions, rowids, strict=True):
+            r = found[rowid]
+            text = r[5]
+            context = r[6] if r[6] and _LEANS_BACK.match(text) else None
+            out[pos] = {
+                "article_id": r[1],
+                "start": r[3],
+                "end": r[4],
+                "text": text,
+                "context_before": context,
+            }
+        return out
+
+    def _sources(self, article_ids: set[str]) -> dict[str, Source]:
+        if not article_ids:
+            return {}
+        marks = ",".join("?" * len(article_ids))
+        return {
+            r[0]: Source(id=r[0], title=r[1], publisher=r[2], url=r[3], published=r[4], source=r[5])
+            for r in self.store.execute(
+                "SELECT id, title, publisher, url, published, source FROM articles"
+                f" WHERE id IN ({marks})",
+                tuple(article_ids),
+            )
+        }
+
+
+def _check_question(question: str) -> str:
+    q = " ".join(question.split())
+    if not q:
+        raise BadQuestionError("the question is empty; ask something, e.g. 'Who won?'")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise BadQuestionError(
+            f"the question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}"
+        )
+    return q
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest positive scores (unordered)."""
+    positive = np.flatnonzero(scores > 0)
+    if positive.size <= k:
+        return positive
+    part = np.argpartition(-scores[positive], k)[:k]
+    return positive[part]
+
+
+def _dense_top(unit: UnitIndex, qvec: np.ndarray, k: int, ok: np.ndarray | None) -> np.ndarray:
+    """Positions of the k nearest vectors, among the allowed ones when `ok` is given."""
+    n = len(unit.rowids)
+    k = min(k, n)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    index: faiss.Index = unit.dense()
+    q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
+    if ok is None:
+        _, found = index.search(q, k)
+    else:
+        import faiss
+
+        allowed = np.flatnonzero(ok).astype(np.int64)
+        if allowed.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        _, found = index.search(q, min(k, allowed.size), params=params)
+    found = found[0]
+    return found[found >= 0].astype(np.int64)

@@ -1,0 +1,1 @@
+"""Articles in, an index on disk out: loading, cleaning, splitting, embedding, storing."""

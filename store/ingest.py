@@ -1,0 +1,238 @@
+"""The ingest pipeline: raw articles -> clean -> sentences -> passages -> vectors -> store.
+
+Articles are prepared in chunks so the model embeds full batches, then each article is
+written in its own transaction. Only texts the store has no vector for are embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store.clean import clean_text
+from store.db import NewArticle, Store, text_hash
+from store.embedding import Embedder
+from store.errors import SkipSource
+from store.models import RawArticle
+from store.sentences import split_long
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COLLECTION = "default"
+_CHUNK_TEXTS = 512  # texts gathered before embedding: full batches, bounded memory
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, for the summary line and `--json`."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    sentences: int = 0
+    passages: int = 0
+    embedded: int = 0  # texts the model actually embedded (new text only)
+
+    def merge(self, other: IngestReport) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.skipped += other.skipped
+        self.sentences += other.sentences
+        self.passages += other.passages
+        self.embedded += other.embedded
+
+
+@dataclass
+class _Prepared:
+    raw: RawArticle
+    article: NewArticle
+    texts: list[str]  # every embedded text (sentences, then passages)
+
+
+def article_id(collection: str, key: str, title: str, text: str) -> str:
+    """Stable id: the same article content under the same key always gets the same id."""
+    digest = hashlib.sha256("\x1f".join((collection, key, title, text)).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+class Ingestor:
+    """Turns RawArticles into stored articles with one embedder and one store."""
+
+    def __init__(self, store: Store, embedder: Embedder, *, batch_size: int = 64) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.batch_size = batch_size
+
+    def ingest(
+        self,
+        items: Iterable[RawArticle | SkipSource],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Ingest every item; `progress(n)` is called as n more items are done."""
+        report = IngestReport()
+        pending: list[_Prepared] = []
+        pending_texts = 0
+        for item in items:
+            if isinstance(item, SkipSource):
+                report.skipped.append((item.source, item.reason))
+                if progress:
+                    progress(1)
+                continue
+            try:
+                prepared = self._prepare(item, collection)
+            except SkipSource as skip:
+                report.skipped.append((skip.source, skip.reason))
+                if progress:
+                    progress(1)
+                continue
+            if prepared is None:
+                report.unchanged.append(item.title or item.key)
+                if progress:
+                    progress(1)
+                continue
+            pending.append(prepared)
+            pending_texts += len(prepared.texts)
+            if pending_texts >= _CHUNK_TEXTS:
+                self._flush(pending, report, progress)
+                pending, pending_texts = [], 0
+        self._flush(pending, report, progress)
+        return report
+
+    def _prepare(self, raw: RawArticle, collection: str) -> _Prepared | None:
+        cleaned = clean_text(
+            raw.text, title=raw.title, header=not raw.pre_cleaned, published=raw.published
+        )
+        title = (cleaned.title or raw.title or "").strip() or _title_from_key(raw.key)
+        if not cleaned.sentences:
+            raise SkipSource(raw.source or raw.key, "no article text left after cleaning")
+        aid = article_id(collection, raw.key, title, cleaned.text)
+        if self.store.article_state(collection, raw.key) == aid:
+            return None
+        sentences, passages = self._pack(cleaned.text, cleaned.paragraphs, cleaned.sentences, title)
+        article = NewArticle(
+            id=aid,
+            key=raw.key,
+            collection=collection,
+            title=title,
+            text=cleaned.text,
+            url=raw.url,
+            publisher=raw.publisher or cleaned.publisher,
+            published=raw.published or cleaned.published,
+            author=raw.author or cleaned.author,
+            source=raw.source,
+            guid=raw.guid,
+            sentences=sentences,
+            passages=passages,
+        )
+        texts = [s[3] for s in sentences] + [p[3] for p in passages]
+        return _Prepared(raw=raw, article=article, texts=texts)
+
+    def _pack(
+        self,
+        text: str,
+        paragraphs: list[tuple[int, int]],
+        spans: list[tuple[int, int]],
+        title: str,
+    ) -> tuple[list[tuple[int, int, int, str]], list[tuple[int, int, str, str]]]:
+        """Sentences and passages for one article, each passage fitting the model's window.
+
+        A passage is a run of whole sentences of one paragraph; a paragraph too long for the
+        window becomes several passages. A single sentence too long for it is cut at spaces
+        first, so the model never silently drops text.
+        """
+        embed_title = title[:200]
+        count = self.embedder.count_tokens
+        title_tokens = count([embed_title])[0] - 1  # the title and a separator, no specials
+        budget = self.embedder.max_tokens - title_tokens
+        flat = [span for first, last in paragraphs for span in spans[first:last]]
+        token_of = dict(zip(flat, count([text[s:e] for s, e in flat]), strict=True))
+        para_spans = [
+            [
+                piece
+                for span in spans[first:last]
+                for piece in self._fit(text, span, token_of, budget)
+            ]
+            for first, last in paragraphs
+        ]
+        sentences: list[tuple[int, int, int, str]] = []
+        passages: list[tuple[int, int, str, str]] = []
+        for para in para_spans:
+            run: list[tuple[int, int]] = []
+            used = 2  # [CLS] and [SEP]
+            for s, e in para:
+                need = token_of[(s, e)] - 2
+                if run and used + need > budget:
+                    passages.append(
+                        self._passage(text, run, len(sentences) - len(run), embed_title)
+                    )
+                    run, used = [], 2
+                run.append((s, e))
+                used += need
+                sentences.append((s, e, len(passages), text[s:e]))
+            if run:
+                passages.append(self._passage(text, run, len(sentences) - len(run), embed_title))
+        return sentences, passages
+
+    def _fit(
+        self, text: str, span: tuple[int, int], token_of: dict[tuple[int, int], int], budget: int
+    ) -> list[tuple[int, int]]:
+        """The span itself when it fits the window, else pieces cut at spaces that do."""
+        tokens = token_of[span]
+        if tokens <= budget:
+            return [span]
+        s, e = span
+        width = max(20, int((e - s) * budget / tokens * 0.8))
+        pieces = split_long(text, s, e, width)
+        token_of.update(
+            zip(pieces, self.embedder.count_tokens([text[a:b] for a, b in pieces]), strict=True)
+        )
+        return [fit for piece in pieces for fit in self._fit(text, piece, token_of, budget)]
+
+    @staticmethod
+    def _passage(
+        text: str, run: list[tuple[int, int]], first: int, title: str
+    ) -> tuple[int, int, str, str]:
+        body = text[run[0][0] : run[-1][1]]
+        return first, first + len(run) - 1, body, f"{title}\n{body}"
+
+    def _flush(
+        self, pending: list[_Prepared], report: IngestReport, progress: Callable[[int], None] | None
+    ) -> None:
+        if not pending:
+            return
+        unique: dict[bytes, str] = {}
+        for prepared in pending:
+            for t in prepared.texts:
+                unique.setdefault(text_hash(t), t)
+        known = self.store.known_vectors(unique)
+        todo = [(h, t) for h, t in unique.items() if h not in known]
+        vectors: dict[bytes, np.ndarray] = {}
+        if todo:
+            # Sorting by length packs batches of similar lengths: less padding, faster.
+            todo.sort(key=lambda ht: len(ht[1]))
+            matrix = self.embedder.encode([t for _, t in todo], batch_size=self.batch_size)
+            vectors = {h: matrix[i] for i, (h, _) in enumerate(todo)}
+            report.embedded += len(todo)
+        for prepared in pending:
+            article = prepared.article
+            hashes = {text_hash(t) for t in prepared.texts}
+            previous = self.store.article_state(article.collection, article.key)
+            self.store.put_article(article, {h: vectors[h] for h in hashes if h in vectors})
+            (report.updated if previous else report.added).append(article.title)
+            report.sentences += len(article.sentences)
+            report.passages += len(article.passages)
+            if progress:
+                progress(1)
+
+
+def _title_from_key(key: str) -> str:
+    tail = key.rstrip("/").rsplit("/", 1)[-1]
+    return tail.rsplit(".", 1)[0].replace("-", " ").replace("_", " ") or key
