@@ -36,8 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(data_dir=args.data_dir)
         logging.basicConfig(
-            level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(),
-                                                             logging.WARNING),
+            level=logging.DEBUG
+            if args.verbose
+            else getattr(logging, settings.log_level.upper(), logging.WARNING),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         return int(args.run(args, settings) or 0)
@@ -56,34 +57,50 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qabot",
         description="Answer questions with exact, cited sentences from your articles.",
     )
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where the store lives (default: $QABOT_DATA_DIR or the per-user "
-                             "data folder, ~/.local/share/qabot on Linux)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the store lives (default: $QABOT_DATA_DIR or the per-user "
+        "data folder, ~/.local/share/qabot on Linux)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, func: Callable[[argparse.Namespace, Settings], int | None],
-                ) -> argparse.ArgumentParser:
+    def command(
+        name: str,
+        func: Callable[[argparse.Namespace, Settings], int | None],
+    ) -> argparse.ArgumentParser:
         doc = (func.__doc__ or "").strip()
         p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
         p.set_defaults(run=func)
         return p
 
     p = command("ingest", cmd_ingest)
-    p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="files or folders of .txt .md .html .json .jsonl, or http(s) URLs")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="files or folders of .txt .md .html .json .jsonl, or http(s) URLs",
+    )
     p.add_argument("--collection", help="collection to add to (default: $QABOT_COLLECTION)")
-    p.add_argument("--allow-private", action="store_true",
-                   help="allow URLs on private or loopback addresses")
+    p.add_argument(
+        "--allow-private", action="store_true", help="allow URLs on private or loopback addresses"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = command("ask", cmd_ask)
     p.add_argument("question", nargs="+", help="the question (quotes optional)")
     p.add_argument("-k", type=int, default=None, help="how many sentences to quote (default 3)")
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid",
-                   help="retrieval mode (default hybrid)")
-    p.add_argument("--collection", action="append",
-                   help="ask only this collection (repeatable; default: all)")
+    p.add_argument(
+        "--mode",
+        choices=["hybrid", "dense", "bm25"],
+        default="hybrid",
+        help="retrieval mode (default hybrid)",
+    )
+    p.add_argument(
+        "--collection", action="append", help="ask only this collection (repeatable; default: all)"
+    )
     p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
 
     p = command("list", cmd_list)
@@ -136,18 +153,27 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     total = len(files) + len(urls)
     bar = _progress(total, "ingesting", unit="file") if total > 5 and not args.json else None
     try:
-        report = app.ingestor.ingest(items(), collection=collection,
-                                     progress=bar.update if bar else None)
+        report = app.ingestor.ingest(
+            items(), collection=collection, progress=bar.update if bar else None
+        )
     finally:
         if bar:
             bar.close()
     if args.json:
-        print(json.dumps({
-            "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
-            "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
-            "sentences": report.sentences, "passages": report.passages,
-            "embedded": report.embedded,
-        }, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "added": report.added,
+                    "updated": report.updated,
+                    "unchanged": report.unchanged,
+                    "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
+                    "sentences": report.sentences,
+                    "passages": report.passages,
+                    "embedded": report.embedded,
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
         for source, reason in report.skipped:
             print(f"skipped {source}: {reason}", file=sys.stderr)
@@ -184,8 +210,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )
-    answer = app.retriever.ask(question, k=args.k or settings.answers, mode=args.mode,
-                               collections=args.collection)
+    answer = app.retriever.ask(
+        question, k=args.k or settings.answers, mode=args.mode, collections=args.collection
+    )
     if args.json:
         print(json.dumps(answer.to_json_dict(), ensure_ascii=False))
         return 0
@@ -243,8 +270,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         print("No articles stored yet; add some with `qabot ingest FILES`.")
     for a in articles:
         when = human_date(a.published) if a.published else "undated"
-        print(f"{a.id[:12]}  {a.title}  [{a.publisher or '-'}, {when}, "
-              f"{a.sentences} sentences]  {a.url or a.source or a.key}")
+        print(
+            f"{a.id[:12]}  {a.title}  [{a.publisher or '-'}, {when}, "
+            f"{a.sentences} sentences]  {a.url or a.source or a.key}"
+        )
     return 0
 
 

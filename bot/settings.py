@@ -6,9 +6,11 @@ Built once, in the entry point; nothing below `bot/` reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from bot.errors import SettingsError
 
@@ -26,7 +28,11 @@ class Settings(BaseSettings):
     """Every setting qabot reads; `.env.example` documents each one."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,  # `QABOT_DATA_DIR=` in .env means "the default"
     )
 
     data_dir: Path = Field(default_factory=default_data_dir, alias="QABOT_DATA_DIR")
@@ -37,7 +43,9 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_guild_id: int | None = Field(None, alias="DISCORD_GUILD_ID")
     # Channel ids where a mention is answered; empty: every channel the bot can read.
-    discord_channels: list[int] = Field(default_factory=list, alias="DISCORD_CHANNELS")
+    discord_channels: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, alias="DISCORD_CHANNELS"
+    )
     # guild id -> collection name, for servers that share a collection; others use their own.
     discord_collections: dict[str, str] = Field(default_factory=dict, alias="DISCORD_COLLECTIONS")
     cooldown_questions: int = Field(5, alias="QABOT_COOLDOWN_QUESTIONS", ge=1)
@@ -80,4 +88,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise SettingsError(f"setting {name}: {first['msg']}; fix it in .env or the environment") from exc
+        raise SettingsError(
+            f"setting {name}: {first['msg']}; fix it in .env or the environment"
+        ) from exc
+    except SourceError as exc:  # a value that is not valid JSON where JSON is expected
+        raise SettingsError(f"{exc}; fix it in .env or the environment") from exc

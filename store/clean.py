@@ -31,13 +31,14 @@ _DATE_PATTERNS = (
         rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<m>{_MONTH_RE}),?\s+(?P<y>\d{{4}})\b", re.I
     ),
     # 2017-03-14
-    re.compile(r"\b(?P<y>\d{4})-(?P<mn>\d{2})-(?P<d>\d{2})\b"),
+    re.compile(r"\b(?P<y>\d{4})-(?P<mn>\d{2})-(?P<d>\d{2})(?!\d)"),
 )
 
 # Page furniture: short lines that belong to the page around an article, not to it.
 _FURNITURE = re.compile(
     r"""^(?:
-        leave\ a\ (?:reply|comment)|post\ a\ comment|add\ a\ comment|\d*\s*comments?\b.*|
+        leave\ a\ (?:reply|comment)|post\ a\ comment|add\ a\ comment|
+        (?:\d+\s+)?comments?(?:\s*\(?\d+\)?)?:?|show\ comments|view\ comments|
         .*\bcomments?\s*[»›>]+.*|.*\|\s*comments?\b.*|
         share(?:\ this)?(?:\ (?:article|story|post|page))?(?:\ on\ \w+)?:?|
         share\ (?:on|via)\ .*|tweet|print|email|e-mail|whatsapp|facebook|twitter|linkedin|reddit|
@@ -120,6 +121,11 @@ def same_words(a: list[str], b: list[str], threshold: float = 0.8) -> bool:
         return True
     if min(len(a), len(b)) < 6:
         return False
+    # Numbers carry facts: "route 14 on Sept. 15" and "route 15 on Sept. 22" differ.
+    if sorted(w for w in a if w.isdigit()) != sorted(w for w in b if w.isdigit()):
+        return False
+    if min(len(a), len(b)) < 12:
+        threshold = max(threshold, 0.88)
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
 
 

@@ -47,13 +47,10 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model; the default is the bundled all-MiniLM-L6-v2."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu") -> None:
-        import os
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
+        # Loading prints a progress bar per model otherwise, on every CLI call.
         hf_logging.disable_progress_bar()
 
         location = str(bundled_model_path()) if model == DEFAULT_MODEL else model

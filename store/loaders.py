@@ -76,11 +76,12 @@ def load_file(path: Path) -> Iterator[RawArticle | SkipSource]:
         yield skip
         return
     key = path.resolve().as_uri()
+    shown = str(path.resolve())
     suffix = path.suffix.lower()
     if suffix in JSON_SUFFIXES:
-        yield from _load_json(path, key, text)
+        yield from _load_json(path, key, text, shown)
     elif suffix in HTML_SUFFIXES:
-        yield _load_html(path, key, text)
+        yield _load_html(shown, key, text)
     else:
         title = None
         if suffix in {".md", ".markdown"}:
@@ -89,23 +90,23 @@ def load_file(path: Path) -> Iterator[RawArticle | SkipSource]:
                     if line.startswith("# "):
                         title = line[2:].strip()
                     break
-        yield RawArticle(key=key, text=text, title=title, source=str(path))
+        yield RawArticle(key=key, text=text, title=title, source=shown)
 
 
-def _load_html(path: Path, key: str, html: str) -> RawArticle | SkipSource:
+def _load_html(path: str, key: str, html: str) -> RawArticle | SkipSource:
     from store.web import html_to_article
 
     try:
         article = html_to_article(html, url=None)
     except Exception as exc:  # the extractor's own errors vary by page
-        return SkipSource(str(path), f"no article text found in the HTML ({exc})")
-    return article.model_copy(update={"key": article.url or key, "source": str(path)})
+        return SkipSource(path, f"no article text found in the HTML ({exc})")
+    return article.model_copy(update={"key": article.url or key, "source": path})
 
 
 _FIELDS = ("title", "url", "publisher", "published", "author")
 
 
-def _load_json(path: Path, key: str, text: str) -> Iterator[RawArticle | SkipSource]:
+def _load_json(path: Path, key: str, text: str, shown: str) -> Iterator[RawArticle | SkipSource]:
     records: list[tuple[str, object]] = []
     if path.suffix.lower() == ".json":
         try:
@@ -138,7 +139,7 @@ def _load_json(path: Path, key: str, text: str) -> Iterator[RawArticle | SkipSou
         yield RawArticle(
             key=url or f"{key}#{title or where}",
             text=body,
-            source=str(path),
+            source=shown,
             pre_cleaned=True,
             **meta,
         )

@@ -1,0 +1,283 @@
+"""The ingest pipeline and the SQLite store, with a deterministic embedder passed in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from store.db import Store
+from store.embedding import HashingEmbedder
+from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
+from store.index import build_indexes, open_indexes
+from store.ingest import Ingestor
+from store.loaders import find_files, load_file
+from store.models import RawArticle
+
+BODY = (
+    "The bridge reopened on Monday after a two-year repair of all its cables. "
+    "The work cost 48 million dollars, more than the city had planned.\n\n"
+    "Mayor Lena Ortiz was the first to cross the bridge on a bicycle."
+)
+
+
+class CountingEmbedder(HashingEmbedder):
+    """Counts what it is asked to embed, to prove unchanged text is not embedded again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        self.seen.extend(texts)
+        return super().encode(texts, batch_size)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "qabot.sqlite3", model="hashing-64", dim=64)
+
+
+def article(text: str = BODY, key: str = "https://example.org/bridge", **kw: str) -> RawArticle:
+    return RawArticle(
+        key=key,
+        text=text,
+        title=kw.pop("title", "Bridge reopens"),
+        url=key if key.startswith("http") else None,
+        pre_cleaned=True,
+        **kw,
+    )
+
+
+def counts(store: Store) -> tuple[int, int, int, int]:
+    one = store.execute
+    return (
+        one("SELECT COUNT(*) FROM articles").fetchone()[0],
+        one("SELECT COUNT(*) FROM sentences").fetchone()[0],
+        one("SELECT COUNT(*) FROM passages").fetchone()[0],
+        one("SELECT COUNT(*) FROM vectors").fetchone()[0],
+    )
+
+
+def test_ingest_stores_sentences_with_offsets_and_passages(store: Store) -> None:
+    report = Ingestor(store, HashingEmbedder()).ingest([article()])
+    assert report.added == ["Bridge reopens"] and report.sentences == 3
+    [info] = store.articles()
+    text = store.article_text(info.id)
+    sentences = store.sentences_of(info.id)
+    assert [text[s.start : s.end] for s in sentences] == [s.text for s in sentences]
+    assert sentences[2].text == "Mayor Lena Ortiz was the first to cross the bridge on a bicycle."
+    passages = store.passages_of(info.id)
+    assert [(p.first, p.last) for p in passages] == [(0, 1), (2, 2)]  # one per paragraph
+
+
+def test_reingest_is_a_no_op_and_embeds_nothing(store: Store) -> None:
+    emb = CountingEmbedder()
+    ingest = Ingestor(store, emb)
+    ingest.ingest([article()])
+    before, generation, embedded = counts(store), store.generation, len(emb.seen)
+    report = ingest.ingest([article()])
+    assert report.unchanged == ["Bridge reopens"] and not report.added and not report.updated
+    assert counts(store) == before and store.generation == generation
+    assert len(emb.seen) == embedded
+
+
+def test_edited_article_replaces_old_version_and_embeds_only_new_text(store: Store) -> None:
+    emb = CountingEmbedder()
+    ingest = Ingestor(store, emb)
+    ingest.ingest([article()])
+    emb.seen.clear()
+    edited = BODY.replace("Mayor Lena Ortiz", "Deputy mayor Sam Lee")
+    report = ingest.ingest([article(edited)])
+    assert report.updated == ["Bridge reopens"]
+    assert emb.seen == [  # the changed sentence and its passage; nothing else
+        "Deputy mayor Sam Lee was the first to cross the bridge on a bicycle.",
+        "Bridge reopens\nDeputy mayor Sam Lee was the first to cross the bridge on a bicycle.",
+    ]
+    [info] = store.articles()
+    texts = [s.text for s in store.sentences_of(info.id)]
+    assert not any("Lena Ortiz" in t for t in texts)
+    # No stale rows or vectors from the old version remain.
+    assert counts(store) == (1, 3, 2, 5)
+    rows = store.execute("SELECT text FROM sentences").fetchall()
+    assert all("Lena" not in r[0] for r in rows)
+
+
+def test_forget_removes_article_rows_and_orphan_vectors(store: Store) -> None:
+    ingest = Ingestor(store, HashingEmbedder())
+    ingest.ingest(
+        [
+            article(),
+            article(
+                "A different article about an orchard of apple trees.",
+                key="https://example.org/orchard",
+                title="Orchard",
+            ),
+        ]
+    )
+    [orchard] = store.find("https://example.org/orchard")
+    store.forget(orchard.id[:10])
+    assert [a.title for a in store.articles()] == ["Bridge reopens"]
+    assert counts(store) == (1, 3, 2, 5)
+    with pytest.raises(NotFoundError, match="qabot list"):
+        store.forget("no-such-article")
+
+
+def test_indexes_follow_the_store_and_rebuild_when_stale_or_broken(
+    store: Store, tmp_path: Path
+) -> None:
+    ingest = Ingestor(store, HashingEmbedder())
+    ingest.ingest([article()])
+    folder = tmp_path / "index"
+    first = open_indexes(store, folder)
+    assert len(first.sentences.rowids) == 3
+    ingest.ingest(
+        [
+            article(
+                "The orchard has one hundred and twenty young trees.",
+                key="https://example.org/orchard",
+                title="Orchard",
+            )
+        ]
+    )
+    second = open_indexes(store, folder)  # stale: the generation moved on
+    assert len(second.sentences.rowids) == 4 and second.generation > first.generation
+    current = folder / (folder / "CURRENT").read_text()
+    (current / "sentences.vectors.npy").write_bytes(b"garbage")
+    third = open_indexes(store, folder)
+    assert len(third.sentences.rowids) == 4
+    np.testing.assert_array_equal(third.sentences.rowids, build_indexes(store).sentences.rowids)
+
+
+def test_store_refuses_another_model(tmp_path: Path) -> None:
+    path = tmp_path / "qabot.sqlite3"
+    Store(path, model="hashing-64", dim=64).close()
+    with pytest.raises(ModelMismatchError, match="hashing-64"):
+        Store(path, model="all-MiniLM-L6-v2", dim=384)
+
+
+def test_store_refuses_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "qabot.sqlite3"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreCorruptError, match="--data-dir"):
+        Store(path, model="hashing-64", dim=64)
+
+
+def test_long_sentences_are_cut_to_fit_the_window(store: Store) -> None:
+    emb = HashingEmbedder(max_tokens=32)
+    run_on = " ".join(f"token{i}" for i in range(100))  # one 100-word "sentence"
+    Ingestor(store, emb).ingest([article(run_on, title="T")])
+    [info] = store.articles()
+    text = store.article_text(info.id)
+    passages = store.passages_of(info.id)
+    assert all(emb.count_tokens([f"T\n{p.text}"])[0] <= 32 for p in passages)
+    # Nothing is lost: the passages cover every word.
+    assert " ".join(p.text for p in passages) == text
+
+
+def test_bad_inputs_are_skipped_with_reasons_and_the_rest_goes_in(
+    store: Store, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Good title\n\n" + BODY, encoding="utf-8")
+    (folder / "empty.txt").write_text("  \n", encoding="utf-8")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (folder / "latin1.txt").write_bytes("Caf\xe9 au lait".encode("latin-1"))
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    (folder / "items.jsonl").write_text(
+        json.dumps({"title": "J1", "text": "A JSON article with enough words in it to be body."})
+        + "\n{broken\n"
+        + json.dumps({"title": "no text"})
+        + "\n",
+        encoding="utf-8",
+    )
+    items = (
+        x for f in find_files(folder) for x in ([f] if not isinstance(f, Path) else load_file(f))
+    )
+    report = Ingestor(store, HashingEmbedder()).ingest(items)
+    reasons = {Path(s.split(":")[0]).name: r for s, r in report.skipped}
+    assert sorted(report.added) == ["Good title", "J1"]
+    assert reasons["empty.txt"] == "empty file"
+    assert reasons["binary.txt"] == "binary file, not text"
+    assert reasons["latin1.txt"].startswith("invalid UTF-8 at byte 3")
+    assert "unsupported file type '.png'" in reasons["image.png"]
+    assert any("invalid JSON" in r for r in reasons.values())
+    assert any('no "text" field' in r for r in reasons.values())
+
+
+_KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from store.db import Store
+from store.embedding import HashingEmbedder
+from store.ingest import Ingestor
+from store.models import RawArticle
+
+class Slow(HashingEmbedder):
+    def encode(self, texts, batch_size=64):
+        time.sleep(0.05)
+        return super().encode(texts, batch_size)
+
+store = Store(Path(sys.argv[1]), model="hashing-64", dim=64)
+arts = (RawArticle(key=f"k{i}", title=f"Article {i}", pre_cleaned=True,
+        text=" ".join(f"Sentence {j} of article {i} says thing {i * j + 7}." for j in range(300)))
+        for i in range(1000))
+print("started", flush=True)
+Ingestor(store, Slow()).ingest(arts)
+"""
+
+
+def test_killed_ingest_leaves_whole_articles_only(tmp_path: Path) -> None:
+    path = tmp_path / "qabot.sqlite3"
+    store = Store(path, model="hashing-64", dim=64)
+    Ingestor(store, HashingEmbedder()).ingest([article()])
+    store.close()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(path)], env=env, stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"started"
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = db.execute(
+        "SELECT a.key, (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id),"
+        " (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) FROM articles a"
+    ).fetchall()
+    assert ("https://example.org/bridge", 3, 2) in rows
+    partial = [r for r in rows if r[0].startswith("k") and r[1] != 300]
+    assert partial == [] and len(rows) >= 2  # some were written, none half-written
+    missing = db.execute(
+        "SELECT COUNT(*) FROM sentences s LEFT JOIN vectors v ON v.hash = s.vec_hash"
+        " WHERE v.hash IS NULL"
+    ).fetchone()[0]
+    assert missing == 0
+    db.close()
+    # The store opens and indexes fine afterwards.
+    reopened = Store(path, model="hashing-64", dim=64)
+    assert len(build_indexes(reopened).sentences.rowids) == sum(r[1] for r in rows)
+
+
+def test_interrupt_during_embedding_leaves_store_as_before(store: Store) -> None:
+    class Interrupting(HashingEmbedder):
+        def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+            raise KeyboardInterrupt
+
+    Ingestor(store, HashingEmbedder()).ingest([article()])
+    before = counts(store)
+    with pytest.raises(KeyboardInterrupt):
+        Ingestor(store, Interrupting()).ingest(
+            [article("Some new article text that needs embedding now.", key="k2", title="New")]
+        )
+    assert counts(store) == before
