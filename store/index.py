@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Unit = Literal["sentences", "passages"]
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 # Below this many vectors an exact (flat) search is fast enough; above it an HNSW graph.
 APPROXIMATE_ABOVE = 200_000
 
@@ -97,9 +97,10 @@ def _unit_from_store(
         article.append(article_pos[article_id])
         position.append(idx)
         vecs.append(vec)
-        # Passages carry their article's title (the topic); sentences stand alone, so that
-        # inside an article the sentence that says the thing outranks its neighbours.
-        docs.append(f"{title}\n{text}" if table == "passages" else text)
+        # Both carry their article's title (the topic): on ReQA title + sentence beats the
+        # sentence alone for BM25; inside one article the title words score every sentence
+        # alike, so the sentence that says the thing still outranks its neighbours.
+        docs.append(f"{title}\n{text}")
         keys.append((article_id, idx))
     dim = store.dim
     matrix = (

@@ -176,7 +176,9 @@ class Ingestor:
                     run, used = [], 2
                 run.append((s, e))
                 used += need
-                sentences.append((s, e, len(passages), text[s:e]))
+                # A sentence is embedded under its article's title: the title says what
+                # "it" and "the city" are (+0.005 MRR on ReQA, see retriever/evaluate.py).
+                sentences.append((s, e, len(passages), f"{embed_title}\n{text[s:e]}"))
             if run:
                 passages.append(self._passage(text, run, len(sentences) - len(run), embed_title))
         return sentences, passages
