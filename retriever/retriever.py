@@ -1,10 +1,11 @@
 """From a question to quoted sentences: hybrid search, sentence choice, dedup, abstention.
 
-Every sentence of the candidate passages is scored by four signals: the question's cosine
-similarity to the sentence and to its passage (dense, MiniLM), and BM25 of the sentence and
-of its passage (lexical), each BM25 divided by the best score the question's words could
-reach so all four live on comparable, absolute scales. A weighted sum ranks the sentences;
-the same sum, being absolute, decides whether anything answers at all.
+Candidates are the best sentences by BM25 and by the dense model, plus every sentence of
+the best passages by either. Each candidate is scored by four signals: the question's
+cosine similarity to the sentence and to its passage (MiniLM; both embedded under the
+article's title), and BM25 of the sentence and of its passage (title included). Ranking
+sums their z-scores against the whole store; abstention uses an absolute mix of the same
+signals (cosines, and BM25 over the best score the question's words could reach).
 """
 
 from __future__ import annotations
@@ -43,24 +44,49 @@ _LEANS_BACK = re.compile(
 
 @dataclass(frozen=True)
 class Weights:
-    """How the four signals mix; tuned on the ReQA even split (see README)."""
+    """How the signals mix. Ranking weights were tuned on the ReQA even split only.
+
+    Ranking mixes z-scores (each signal minus its mean over the store's sentences, over its
+    spread), so a signal that separates this question's sentences well counts for more than
+    one that scores everything alike. Abstention needs an absolute scale instead: the
+    `confidence_*` weights mix raw cosines and BM25 divided by the best score the
+    question's words could reach.
+    """
 
     sentence_dense: float = 1.0
-    passage_dense: float = 0.45
-    sentence_bm25: float = 0.75
-    passage_bm25: float = 0.35
-    # Below this mixed score nothing is quoted: the store does not answer the question.
+    passage_dense: float = 0.4
+    sentence_bm25: float = 0.27
+    passage_bm25: float = 0.4
+    confidence_sentence_dense: float = 1.0
+    confidence_passage_dense: float = 0.45
+    confidence_sentence_bm25: float = 0.75
+    confidence_passage_bm25: float = 0.35
+    # Below this confidence nothing is quoted: the store does not answer the question.
     abstain_below: float = 0.62
-    # Further answers must score at least this fraction of the first one.
+    # Further answers must reach at least this fraction of the first one's confidence.
     relative_floor: float = 0.8
+
+
+# Population statistics for the z-scores come from at most this many sentences (a fixed,
+# evenly spread sample), so a question costs the same on a store of millions.
+_STATS_SAMPLE = 4096
 
 
 @dataclass
 class Ranked:
-    """Sentence positions (in the index order) with their scores, best first."""
+    """Sentence positions (in the index order) with their scores, best first.
+
+    `confidence` holds each one's absolute confidence (what abstention and the answer's
+    `score` use); for the single-signal modes it is the score itself.
+    """
 
     positions: np.ndarray
     scores: np.ndarray
+    confidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.confidence is None:
+            self.confidence = self.scores
 
 
 class Retriever:
@@ -150,12 +176,27 @@ class Retriever:
         out = []
         for question, qvec in zip(questions, qvecs, strict=True):
             ranked = self._rank(idx, question, qvec, mode, collections)
-            out.append(Ranked(ranked.positions[:depth], ranked.scores[:depth]))
+            assert ranked.confidence is not None
+            out.append(
+                Ranked(
+                    ranked.positions[:depth], ranked.scores[:depth], ranked.confidence[:depth]
+                )
+            )
         return out
 
     def sentence_rowids(self, positions: np.ndarray) -> np.ndarray:
         """SQLite row ids of sentences at these index positions."""
         return self.indexes().sentences.rowids[positions]
+
+    def sentence_texts(self, positions: np.ndarray) -> list[str]:
+        """The text of the sentences at these index positions, in order."""
+        rows = self._sentence_rows(self.indexes(), [int(p) for p in positions])
+        return [rows[int(p)]["text"] for p in positions]
+
+    def abstains(self, ranked: Ranked, mode: Mode = "hybrid") -> bool:
+        """Whether `ask` would answer nothing for this ranking."""
+        assert ranked.confidence is not None
+        return ranked.scores.size == 0 or float(ranked.confidence[0]) < self._threshold(mode)
 
     def _rank(
         self,
@@ -167,83 +208,106 @@ class Retriever:
     ) -> Ranked:
         sents, passes = idx.sentences, idx.passages
         if len(sents.rowids) == 0:
-            return Ranked(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+            return _empty()
         mask = idx.collection_mask(collections)
         sent_ok = None if mask is None else mask[sents.article]
         pass_ok = None if mask is None else mask[passes.article]
-        w = self.weights
+        of_passage = idx.sentence_passage
 
         s_terms = sents.bm25.query_terms(question)
-        p_terms = passes.bm25.query_terms(question)
         s_bm = sents.bm25.scores(s_terms) if mode != "dense" else None
+        p_terms = passes.bm25.query_terms(question) if mode == "hybrid" else []
         p_bm = passes.bm25.scores(p_terms) if mode == "hybrid" else None
-        if s_bm is not None:
-            s_bm = s_bm / max(sents.bm25.max_score(s_terms), 1e-6)
-            if sent_ok is not None:
-                s_bm = np.where(sent_ok, s_bm, 0.0)
-        if p_bm is not None:
-            p_bm = p_bm / max(passes.bm25.max_score(p_terms), 1e-6)
-            if pass_ok is not None:
-                p_bm = np.where(pass_ok, p_bm, 0.0)
+        if sent_ok is not None and s_bm is not None:
+            s_bm = np.where(sent_ok, s_bm, 0.0)
+        if pass_ok is not None and p_bm is not None:
+            p_bm = np.where(pass_ok, p_bm, 0.0)
 
         pools: list[np.ndarray] = []
         if s_bm is not None:
             pools.append(_top(s_bm, self.sentence_depth))
-        if p_bm is not None:
-            top_p = _top(p_bm, self.passage_depth)
-            pools.append(np.flatnonzero(np.isin(idx.sentence_passage, top_p)))
         if qvec is not None:
             pools.append(_dense_top(sents, qvec, self.sentence_depth, sent_ok))
-            if mode == "hybrid":
-                top_p = _dense_top(passes, qvec, self.passage_depth, pass_ok)
-                pools.append(np.flatnonzero(np.isin(idx.sentence_passage, top_p)))
+        if mode == "hybrid":
+            assert p_bm is not None and qvec is not None
+            top_p = np.union1d(
+                _top(p_bm, self.passage_depth),
+                _dense_top(passes, qvec, self.passage_depth, pass_ok),
+            )
+            pools.append(np.flatnonzero(np.isin(of_passage, top_p)))
         cand = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
         if sent_ok is not None:
             cand = cand[sent_ok[cand]]
         if cand.size == 0:
-            return Ranked(cand.astype(np.int64), np.zeros(0, dtype=np.float32))
+            return _empty()
 
         if mode == "bm25":
             assert s_bm is not None
+            s_max = max(sents.bm25.max_score(s_terms), 1e-6)
             score = s_bm[cand]
-        else:
-            assert qvec is not None
-            s_dense = np.asarray(sents.vectors[cand] @ qvec, dtype=np.float32)
-            if mode == "dense":
-                score = s_dense
-            else:
-                assert s_bm is not None and p_bm is not None
-                pos = idx.sentence_passage[cand]
-                p_dense = np.asarray(passes.vectors[pos] @ qvec, dtype=np.float32)
-                score = (
-                    w.sentence_dense * s_dense
-                    + w.passage_dense * p_dense
-                    + w.sentence_bm25 * s_bm[cand]
-                    + w.passage_bm25 * p_bm[pos]
-                )
-                score = (
-                    score
-                    / (w.sentence_dense + w.passage_dense + w.sentence_bm25 + w.passage_bm25)
-                    * 2
-                )
-        order = np.argsort(-score, kind="stable")
-        return Ranked(cand[order].astype(np.int64), score[order].astype(np.float32))
+            return _sorted(cand, score, score / s_max)
+        assert qvec is not None
+        s_dense = np.asarray(sents.vectors[cand] @ qvec, dtype=np.float32)
+        if mode == "dense":
+            return _sorted(cand, s_dense, s_dense)
+
+        assert s_bm is not None and p_bm is not None
+        w = self.weights
+        pos = of_passage[cand]
+        p_dense = np.asarray(passes.vectors[pos] @ qvec, dtype=np.float32)
+        sample = self._sample(idx)
+        s_dense_pop = np.asarray(sents.vectors[sample] @ qvec, dtype=np.float32)
+        p_dense_pop = np.asarray(passes.vectors[of_passage[sample]] @ qvec, dtype=np.float32)
+        score = (
+            w.sentence_dense * _z(s_dense, s_dense_pop)
+            + w.passage_dense * _z(p_dense, p_dense_pop)
+            + w.sentence_bm25 * _z(s_bm[cand], s_bm)
+            + w.passage_bm25 * _z(p_bm[pos], p_bm[of_passage])
+        )
+        s_max = max(sents.bm25.max_score(s_terms), 1e-6)
+        p_max = max(passes.bm25.max_score(p_terms), 1e-6)
+        total = (
+            w.confidence_sentence_dense
+            + w.confidence_passage_dense
+            + w.confidence_sentence_bm25
+            + w.confidence_passage_bm25
+        )
+        confidence = (
+            (
+                w.confidence_sentence_dense * s_dense
+                + w.confidence_passage_dense * p_dense
+                + w.confidence_sentence_bm25 * s_bm[cand] / s_max
+                + w.confidence_passage_bm25 * p_bm[pos] / p_max
+            )
+            / total
+            * 2
+        )
+        return _sorted(cand, score, confidence)
+
+    def _sample(self, idx: Indexes) -> np.ndarray:
+        """The sentences whose scores stand for the whole store in the z-scores."""
+        n = len(idx.sentences.rowids)
+        if n <= _STATS_SAMPLE:
+            return np.arange(n)
+        return np.linspace(0, n - 1, _STATS_SAMPLE).astype(np.int64)
 
     def _threshold(self, mode: Mode) -> float:
         return self.weights.abstain_below if mode == "hybrid" else 0.0
 
     def _select(self, idx: Indexes, ranked: Ranked, k: int, mode: Mode) -> list[AnswerSentence]:
         """The top k distinct sentences above the abstention line, with their sources."""
-        floor = self._threshold(mode)
-        if ranked.scores.size == 0 or ranked.scores[0] < floor:
+        if self.abstains(ranked, mode):
             return []
-        floor = max(floor, float(ranked.scores[0]) * self.weights.relative_floor)
+        assert ranked.confidence is not None
+        first = float(ranked.confidence[0])
+        floor = max(self._threshold(mode), first * self.weights.relative_floor)
+        depth = 8 * k + 20
         top = [
-            (int(p), float(s))
-            for p, s in zip(
-                ranked.positions[: 8 * k + 20], ranked.scores[: 8 * k + 20], strict=True
+            (int(p), float(c))
+            for i, (p, c) in enumerate(
+                zip(ranked.positions[:depth], ranked.confidence[:depth], strict=True)
             )
-            if s >= floor
+            if i == 0 or c >= floor
         ]
         rows = self._sentence_rows(idx, [p for p, _ in top])
         distinct: list[tuple[list[str], dict[str, Any]]] = []
@@ -324,6 +388,25 @@ def _check_question(question: str) -> str:
             f"the question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}"
         )
     return q
+
+
+def _empty() -> Ranked:
+    return Ranked(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+
+
+def _sorted(cand: np.ndarray, score: np.ndarray, confidence: np.ndarray) -> Ranked:
+    order = np.argsort(-score, kind="stable")
+    return Ranked(
+        cand[order].astype(np.int64),
+        score[order].astype(np.float32),
+        np.asarray(confidence, dtype=np.float32)[order],
+    )
+
+
+def _z(values: np.ndarray, population: np.ndarray) -> np.ndarray:
+    """`values` as z-scores against `population` (a flat population scores 0)."""
+    std = float(population.std())
+    return (values - float(population.mean())) / std if std > 1e-9 else values * 0.0
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

@@ -1,0 +1,298 @@
+"""`qabot eval`: the ReQA benchmark (`reqa`) and a user's own question cases (`cases`).
+
+Wired into the main parser by `register(subparsers)`; runnable alone as
+`python -m bot.eval_cmd ...` with the same arguments as `qabot ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BotError
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REQA = Path("../shared/data/reqa-squad-dev")
+MODES = ("hybrid", "dense", "bm25")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `eval` command (with `reqa` and `cases`) to the `qabot` subparsers."""
+    doc = (cmd_eval.__doc__ or "").strip()
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "eval", help=doc.splitlines()[0], description=doc
+    )
+    parser.set_defaults(run=cmd_eval)
+    sub = parser.add_subparsers(title="benchmarks", metavar="BENCHMARK")
+
+    doc = (cmd_reqa.__doc__ or "").strip()
+    p = sub.add_parser("reqa", help=doc.splitlines()[0], description=doc)
+    p.set_defaults(run=cmd_reqa)
+    p.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_REQA,
+        metavar="DIR",
+        help=f"ReQA folder with sentences.jsonl and questions.jsonl (default {DEFAULT_REQA})",
+    )
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retriever (default hybrid)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run hybrid, dense and bm25 on the same index and print a table",
+    )
+    p.add_argument(
+        "--split",
+        choices=["even", "odd", "all"],
+        default="all",
+        help="ask the questions of the even- or odd-positioned articles only "
+        "(the index always holds every article; default all)",
+    )
+    p.add_argument(
+        "--data-dir",
+        dest="eval_data_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="build the benchmark store here (a normal qabot data folder, so "
+        "`qabot --data-dir DIR ask` works on it) instead of "
+        "<data dir>/eval/reqa-<hash>/",
+    )
+    p.add_argument(
+        "--latency-sample",
+        type=int,
+        default=300,
+        metavar="N",
+        help="single `ask` calls timed for p50/p95 (default 300)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ask only the first N questions of the split (quick checks)",
+    )
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    doc = (cmd_cases.__doc__ or "").strip()
+    p = sub.add_parser("cases", help=doc.splitlines()[0], description=doc)
+    p.set_defaults(run=cmd_cases)
+    p.add_argument("file", type=Path, metavar="FILE.jsonl", help="the cases, one JSON per line")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retriever (default hybrid)")
+    p.add_argument(
+        "--collection", action="append", help="ask only this collection (repeatable; default: all)"
+    )
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure the retriever: the ReQA benchmark, or your own question cases.
+
+    `qabot eval reqa [DIR]` scores sentence retrieval (MRR, R@k, abstention, latency);
+    `qabot eval cases FILE.jsonl` checks questions you wrote against the current store.
+    """
+    print("Use `qabot eval reqa [DIR]` or `qabot eval cases FILE.jsonl`.", file=sys.stderr)
+    return 2
+
+
+def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the ReQA sentence-retrieval benchmark (SQuAD dev: 48 articles, 10,570 questions).
+
+    Ingests the articles through the normal path into a store kept between runs (keyed by a
+    hash of the files and the model), asks the questions, and prints MRR, R@1/5/10, how
+    often it abstained, and per-question latency p50/p95.
+    """
+    from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
+    from retriever.retriever import Retriever
+    from store.db import Store
+    from store.embedding import SentenceTransformerEmbedder
+    from store.ingest import Ingestor
+
+    folder: Path = args.folder
+    if not folder.is_dir():
+        raise BotError(
+            f"no ReQA folder at {folder.resolve()}; pass the folder holding sentences.jsonl "
+            "and questions.jsonl (e.g. ../shared/data/reqa-squad-dev)"
+        )
+    data = load_reqa(folder)
+    questions = data.split(args.split)
+    if args.limit is not None:
+        questions = questions[: args.limit]
+    data_dir = args.eval_data_dir or (
+        settings.data_dir / "eval" / f"reqa-{reqa_hash(folder, settings.model)}"
+    )
+    quiet = args.json
+    say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    say(f"loading model {settings.model} ...")
+    embedder = SentenceTransformerEmbedder(settings.model)
+    store = Store(data_dir / "qabot.sqlite3", model=settings.model, dim=embedder.dim)
+    try:
+        bar = _progress(len(data.articles), "ingesting", "article")
+        report = Ingestor(store, embedder).ingest(
+            (a.raw() for a in data.articles), progress=bar.update
+        )
+        bar.close()
+        if report.skipped:
+            raise BotError(f"could not ingest {report.skipped[0][0]}: {report.skipped[0][1]}")
+        say(
+            f"store {data_dir}: {len(report.added) + len(report.updated)} articles ingested, "
+            f"{len(report.unchanged)} unchanged"
+        )
+        spans, mapping = map_store(store, data)
+        log.info("mapping: %s", mapping)
+        say(
+            f"{mapping.sentences} sentences mapped to the benchmark's paragraphs "
+            f"({mapping.exact}/{mapping.articles} articles kept verbatim, "
+            f"{mapping.dropped_sentences} repeated sentences dropped by cleaning)"
+        )
+        retriever = Retriever(store, embedder, data_dir / "index")
+        retriever.indexes()
+        modes = list(MODES) if args.compare else [args.mode]
+        results: dict[str, dict[str, float | int]] = {}
+        for mode in modes:
+            bar = _progress(len(questions), f"asking ({mode})", "question")
+            results[mode] = run_reqa(
+                retriever,
+                questions,
+                spans,
+                mode=mode,
+                latency_sample=args.latency_sample,
+                progress=bar.update,
+            )
+            bar.close()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(results if args.compare else results[args.mode]))
+    else:
+        print(
+            f"ReQA {folder} — split {args.split}, {len(questions)} questions, "
+            f"{mapping.sentences} sentences in the pool"
+        )
+        print(_table(results))
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
+    """Check your own questions against the current store.
+
+    FILE.jsonl holds one case a line: {"question": ..., "expect": ["substring", ...]} (the
+    first sentence must contain one of them) or {"question": ..., "answerable": false}.
+    Prints hit@1, hit@3, MRR, and how often it abstained where it should and should not have.
+    """
+    from bot.app import App
+    from retriever.evaluate import load_cases, run_cases
+
+    if not settings.db_path.exists():
+        raise BotError(
+            f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
+        )
+    cases = load_cases(args.file)
+    app = App(settings)
+    bar = _progress(len(cases), "asking", "case") if len(cases) > 20 else None
+    result = run_cases(
+        app.retriever,
+        cases,
+        mode=args.mode,
+        collections=args.collection,
+        progress=bar.update if bar else None,
+    )
+    if bar:
+        bar.close()
+    app.close()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(
+        f"{result['answerable']} answerable cases: hit@1 {result['hit1']:.3f}  "
+        f"hit@3 {result['hit3']:.3f}  MRR {result['mrr']:.3f}  "
+        f"abstained on {_pct(result['abstained_answerable'])} of them (should be 0%)"
+    )
+    if result["unanswerable"]:
+        print(
+            f"{result['unanswerable']} unanswerable cases: abstained on "
+            f"{_pct(result['abstained_unanswerable'])} (should be 100%)"
+        )
+    for f in result["failures"]:
+        where = "abstained" if f["abstained"] else f"rank {f['rank'] or '>10'}"
+        print(f"  miss ({where}): {f['question']}\n      got: {f['got']}")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(results: dict[str, dict[str, float | int]]) -> str:
+    cols = [
+        ("MRR", "mrr", "{:.3f}"),
+        ("R@1", "r1", "{:.3f}"),
+        ("R@5", "r5", "{:.3f}"),
+        ("R@10", "r10", "{:.3f}"),
+        ("abstain", "abstained", "{:.1%}"),
+        ("p50 ms", "p50_ms", "{:.1f}"),
+        ("p95 ms", "p95_ms", "{:.1f}"),
+    ]
+    lines = ["mode     " + "".join(f"{c[0]:>9}" for c in cols)]
+    for mode, r in results.items():
+        lines.append(f"{mode:<9}" + "".join(f"{c[2].format(r[c[1]]):>9}" for c in cols))
+    return "\n".join(lines)
+
+
+def _progress(total: int, desc: str, unit: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bot.eval_cmd [--data-dir DIR] {reqa,cases} ...` until `qabot eval` exists."""
+    from bot.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "eval" not in sub.choices:
+        register(sub)
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `python -m bot.eval_cmd reqa ...` means `qabot eval reqa ...`.
+    at = next((i for i, a in enumerate(args) if a in ("reqa", "cases")), None)
+    if at is not None and "eval" not in args[:at]:
+        args.insert(at, "eval")
+    return _run(parser, args)
+
+
+def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """The CLI's own error handling, for a parser that has `eval` registered."""
+    from bot.settings import load_settings
+    from retriever.errors import RetrieverError
+    from store.errors import StoreError
+
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(data_dir=args.data_dir)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return int(args.run(args, settings) or 0)
+    except (BotError, StoreError, RetrieverError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Retrieval with the real bundled model: the harness end to end, fusion and abstention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retriever.evaluate import load_reqa, map_store, run_reqa
+from retriever.retriever import Retriever
+from store.db import Store
+from store.ingest import Ingestor
+from store.loaders import load_file
+from tests.conftest import SAMPLE_ARTICLE, need_shared
+from tests.retriever.test_evaluate import write_reqa
+
+pytestmark = pytest.mark.slow
+
+
+def _store(tmp_path: Path, embedder) -> Store:  # type: ignore[no-untyped-def]
+    return Store(tmp_path / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
+
+
+def test_reqa_harness_end_to_end(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    data = load_reqa(write_reqa(tmp_path / "reqa"))
+    store = _store(tmp_path, real_embedder)
+    Ingestor(store, real_embedder).ingest(a.raw() for a in data.articles)
+    spans, report = map_store(store, data)
+    assert report.articles == 2 and report.extra_spans == 1
+    retriever = Retriever(store, real_embedder, tmp_path / "index")
+    result = run_reqa(retriever, data.questions, spans, latency_sample=3)
+    assert result["questions"] == 3
+    assert result["r1"] == 1.0 and result["mrr"] == 1.0
+    assert result["abstained"] == 0.0
+    assert result["p50_ms"] > 0
+    bm25 = run_reqa(retriever, data.questions, spans, mode="bm25", latency_sample=1)
+    assert bm25["r10"] == 1.0
+
+
+@pytest.fixture
+def news(tmp_path: Path, real_embedder) -> Retriever:  # type: ignore[no-untyped-def]
+    """A store holding one real news article (pasted twice, with furniture)."""
+    store = _store(tmp_path, real_embedder)
+    Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
+    return Retriever(store, real_embedder, tmp_path / "index")
+
+
+def test_answerable_question_is_answered_from_the_right_sentence(news: Retriever) -> None:
+    answer = news.ask("Where did the Russian elite units land?")
+    assert not answer.abstained
+    assert "Sidi Barrani" in answer.answers[0].text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the capital of Australia?",
+        "Who wrote Pride and Prejudice?",
+        "How many moons does Jupiter have?",
+    ],
+)
+def test_unanswerable_question_abstains(news: Retriever, question: str) -> None:
+    answer = news.ask(question)
+    assert answer.abstained and answer.answers == ()
+    ranked = news.rank([question])[0]
+    assert news.abstains(ranked) and ranked.positions.size > 0  # ranked, yet not answered
