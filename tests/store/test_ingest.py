@@ -98,15 +98,16 @@ def test_edited_article_replaces_old_version_and_embeds_only_new_text(store: Sto
     edited = BODY.replace("Mayor Lena Ortiz", "Deputy mayor Sam Lee")
     report = ingest.ingest([article(edited)])
     assert report.updated == ["Bridge reopens"]
-    assert emb.seen == [  # the changed sentence and its passage; nothing else
-        "Deputy mayor Sam Lee was the first to cross the bridge on a bicycle.",
+    # Sentences and passages are embedded under their title; the changed sentence is a
+    # one-sentence passage, so the same text serves both and is embedded once. Nothing else.
+    assert emb.seen == [
         "Bridge reopens\nDeputy mayor Sam Lee was the first to cross the bridge on a bicycle.",
     ]
     [info] = store.articles()
     texts = [s.text for s in store.sentences_of(info.id)]
     assert not any("Lena Ortiz" in t for t in texts)
     # No stale rows or vectors from the old version remain.
-    assert counts(store) == (1, 3, 2, 5)
+    assert counts(store) == (1, 3, 2, 4)
     rows = store.execute("SELECT text FROM sentences").fetchall()
     assert all("Lena" not in r[0] for r in rows)
 
@@ -126,7 +127,7 @@ def test_forget_removes_article_rows_and_orphan_vectors(store: Store) -> None:
     [orchard] = store.find("https://example.org/orchard")
     store.forget(orchard.id[:10])
     assert [a.title for a in store.articles()] == ["Bridge reopens"]
-    assert counts(store) == (1, 3, 2, 5)
+    assert counts(store) == (1, 3, 2, 4)
     with pytest.raises(NotFoundError, match="qabot list"):
         store.forget("no-such-article")
 
