@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", help="only in this collection")
 
     command("discord", cmd_discord)
+
+    from bot.eval_cmd import register as register_eval
+
+    register_eval(sub)
     return parser
 
 

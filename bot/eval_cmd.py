@@ -255,43 +255,14 @@ def _progress(total: int, desc: str, unit: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bot.eval_cmd [--data-dir DIR] {reqa,cases} ...` until `qabot eval` exists."""
-    from bot.cli import build_parser
+    """`python -m bot.eval_cmd reqa ...` is `qabot eval reqa ...`."""
+    from bot.cli import main as qabot
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "eval" not in sub.choices:
-        register(sub)
     args = list(sys.argv[1:] if argv is None else argv)
-    # `python -m bot.eval_cmd reqa ...` means `qabot eval reqa ...`.
     at = next((i for i, a in enumerate(args) if a in ("reqa", "cases")), None)
     if at is not None and "eval" not in args[:at]:
         args.insert(at, "eval")
-    return _run(parser, args)
-
-
-def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    """The CLI's own error handling, for a parser that has `eval` registered."""
-    from bot.settings import load_settings
-    from retriever.errors import RetrieverError
-    from store.errors import StoreError
-
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 2
-    try:
-        settings = load_settings(data_dir=args.data_dir)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.WARNING,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        return int(args.run(args, settings) or 0)
-    except (BotError, StoreError, RetrieverError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return qabot(args)
 
 
 if __name__ == "__main__":
