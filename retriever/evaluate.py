@@ -279,9 +279,9 @@ def map_article(
             if any(q == p and a < e and s < b for q, a, b in covered):
                 continue
             tokens = words(sentence)
-            i = next((i for w, i in kept if same_words(tokens, w)), None)
-            if i is not None:
-                out[i].append(Span(article.doc_id, p, s, e))
+            hit = next((i for w, i in kept if same_words(tokens, w)), None)
+            if hit is not None:
+                out[hit].append(Span(article.doc_id, p, s, e))
                 report.extra_spans += 1
     report.dropped_sentences = max(0, total - len(spans))
     return out, report
@@ -488,6 +488,7 @@ def run_cases(
                 failures.append(
                     {
                         "question": case.question,
+                        "answerable": True,
                         "rank": rank,
                         "abstained": answer.abstained,
                         "got": texts[0] if texts else None,
@@ -500,6 +501,7 @@ def run_cases(
                 failures.append(
                     {
                         "question": case.question,
+                        "answerable": False,
                         "rank": None,
                         "abstained": False,
                         "got": answer.answers[0].text if answer.answers else None,

@@ -62,7 +62,7 @@ class SentenceTransformerEmbedder:
         dim = get_dim()
         assert dim is not None
         self.dim = int(dim)
-        self.max_tokens = int(self._model.max_seq_length)
+        self.max_tokens = int(self._model.max_seq_length or 256)
         self._tokenizer = self._model.tokenizer
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
