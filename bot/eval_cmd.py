@@ -212,18 +212,24 @@ def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
-    print(
-        f"{result['answerable']} answerable cases: hit@1 {result['hit1']:.3f}  "
-        f"hit@3 {result['hit3']:.3f}  MRR {result['mrr']:.3f}  "
-        f"abstained on {_pct(result['abstained_answerable'])} of them (should be 0%)"
-    )
+    if result["answerable"]:
+        print(
+            f"{result['answerable']} answerable cases: hit@1 {result['hit1']:.3f}  "
+            f"hit@3 {result['hit3']:.3f}  MRR {result['mrr']:.3f}  "
+            f"abstained on {_pct(result['abstained_answerable'])} of them (should be 0%)"
+        )
     if result["unanswerable"]:
         print(
             f"{result['unanswerable']} unanswerable cases: abstained on "
             f"{_pct(result['abstained_unanswerable'])} (should be 100%)"
         )
     for f in result["failures"]:
-        where = "abstained" if f["abstained"] else f"rank {f['rank'] or '>10'}"
+        if not f["answerable"]:
+            where = "answered, should have abstained"
+        elif f["abstained"]:
+            where = "abstained"
+        else:
+            where = f"right answer at rank {f['rank'] or '>10'}"
         print(f"  miss ({where}): {f['question']}\n      got: {f['got']}")
     return 0
 
