@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("discord", cmd_discord)
 
+    p = command("votes", cmd_votes)
+    p.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="write the 👍 answers as cases for `qabot eval cases FILE.jsonl`",
+    )
+
     from bot.eval_cmd import register as register_eval
 
     register_eval(sub)
@@ -313,6 +321,32 @@ def cmd_discord(args: argparse.Namespace, settings: Settings) -> int:
     from bot.discord_app import run_bot
 
     run_bot(settings, token)
+    return 0
+
+
+def cmd_votes(args: argparse.Namespace, settings: Settings) -> int:
+    """Show the 👍 / 👎 votes given in Discord, or export them as evaluation cases."""
+    from bot.app import App
+    from store.votes import export_cases, votes
+
+    if not settings.db_path.exists():
+        print("No store yet, so no votes.")
+        return 0
+    app = App(settings)
+    if args.export:
+        written, left_out = export_cases(app.store, args.export)
+        print(
+            f"wrote {written} cases to {args.export} ({left_out} answers voted down left out); "
+            f"run `qabot eval cases {args.export}`"
+        )
+        return 0
+    found = votes(app.store)
+    if not found:
+        print("No votes yet.")
+    for v in found:
+        mark = "👍" if v.vote > 0 else "👎"
+        first = v.sentences[0] if v.sentences else "(no answer)"
+        print(f"{mark} {v.question}\n     {first}")
     return 0
 
 

@@ -71,15 +71,21 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_error TEXT,
     PRIMARY KEY (url, collection)
 );
-CREATE TABLE IF NOT EXISTS votes (
+-- Answers shown in Discord and the votes on them (store/votes.py).
+CREATE TABLE IF NOT EXISTS shown_answers (
     id INTEGER PRIMARY KEY,
     question TEXT NOT NULL,
-    answer TEXT NOT NULL,
+    sentences TEXT NOT NULL,
     article_ids TEXT NOT NULL,
-    vote INTEGER NOT NULL,
-    user_id TEXT,
     guild_id TEXT,
     created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS answer_votes (
+    answer_id INTEGER NOT NULL REFERENCES shown_answers(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (answer_id, user_id)
 );
 """
 
@@ -391,5 +397,18 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that changes what is searched (bumps the generation)."""
         with self._tx() as db:
             yield db
+
+    @contextmanager
+    def side_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for tables no index reads (feeds, votes): the generation, and
+        so the derived indexes, stay as they are."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise

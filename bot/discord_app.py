@@ -1,0 +1,505 @@
+"""The Discord bot: `/ask`, mentions answered in threads, vote buttons, article management.
+
+Build it with `create_bot(retriever, settings)`; `run_bot(settings, token)` is what
+`qabot discord` calls. Nothing here blocks the event loop: questions are answered on a
+worker thread (`Service.ask`), and every write (ingest, forget, votes, feed sync) runs on a
+second worker thread with its own SQLite connection, so a long ingest never holds up
+answers and heartbeats keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from bot.discord_format import ABSTAIN_REPLY, format_answer, format_sources
+from bot.settings import Settings
+from retriever.models import Answer
+from retriever.retriever import Retriever
+from store.db import Store
+from store.errors import SkipSource, StoreError
+from store.ingest import Ingestor, IngestReport
+from store.models import ArticleInfo, RawArticle
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+NO_PINGS = discord.AllowedMentions.none()
+MAX_QUESTION = 300
+MAX_ATTACHMENT_BYTES = 5_000_000
+_MENTION = re.compile(r"<@!?\d+>")
+
+
+class Cooldown:
+    """At most `limit` questions per `per` seconds for each user (a sliding window)."""
+
+    def __init__(self, limit: int, per: float) -> None:
+        self.limit = limit
+        self.per = per
+        self._asked: dict[int, deque[float]] = {}
+
+    def retry_after(self, user_id: int) -> float:
+        """0 when the user may ask now (and counts the question); else seconds to wait."""
+        now = time.monotonic()
+        times = self._asked.setdefault(user_id, deque())
+        while times and now - times[0] >= self.per:
+            times.popleft()
+        if len(times) >= self.limit:
+            return self.per - (now - times[0])
+        times.append(now)
+        return 0.0
+
+
+class Service:
+    """The store and retriever behind the bot, reached only through worker threads.
+
+    Reads (questions, listings) share the retriever's connection on one thread; writes use
+    a second connection to the same file on another thread. SQLite's WAL mode lets a
+    question read the last committed state while an ingest is being written.
+    """
+
+    def __init__(self, retriever: Retriever, *, answers: int = 3) -> None:
+        self.retriever = retriever
+        self.answers = answers
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qabot-ask")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qabot-write")
+        self._write_store: Store | None = None
+        self._ingestor: Ingestor | None = None
+
+    async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, fn, *args)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def ask(self, question: str, collection: str) -> Answer:
+        return await self._on(self._reader, self._ask, question, collection)
+
+    def _ask(self, question: str, collection: str) -> Answer:
+        return self.retriever.ask(question, k=self.answers, collections=[collection])
+
+    async def articles(self, collection: str) -> list[ArticleInfo]:
+        return await self._on(
+            self._reader, lambda: self.retriever.store.articles(collection=collection)
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _writes(self) -> tuple[Store, Ingestor]:
+        """The writer's own connection and ingestor, made on the writer thread."""
+        if self._write_store is None or self._ingestor is None:
+            read = self.retriever.store
+            self._write_store = Store(read.path, model=read.model, dim=read.dim)
+            self._ingestor = Ingestor(self._write_store, self.retriever.embedder)
+        return self._write_store, self._ingestor
+
+    async def ingest(self, items: Callable[[], Any], collection: str) -> IngestReport:
+        def run() -> IngestReport:
+            _, ingestor = self._writes()
+            return ingestor.ingest(items(), collection=collection)
+
+        return await self._on(self._writer, run)
+
+    async def forget(self, ref: str, collection: str) -> list[ArticleInfo]:
+        return await self._on(self._writer, lambda: self._writes()[0].forget(ref, collection))
+
+    async def record_answer(self, answer: Answer, guild_id: int | None) -> int:
+        from store.votes import record_answer
+
+        return await self._on(
+            self._writer,
+            lambda: record_answer(
+                self._writes()[0],
+                answer.question,
+                [a.text for a in answer.answers],
+                [a.article.id for a in answer.answers],
+                guild_id,
+            ),
+        )
+
+    async def record_vote(self, answer_id: int, user_id: int, vote: int) -> None:
+        from store.votes import record_vote
+
+        await self._on(
+            self._writer, lambda: record_vote(self._writes()[0], answer_id, user_id, vote)
+        )
+
+    async def sync_feeds(self) -> Any:
+        """Sync subscribed feeds (store/feeds.py) on the writer thread."""
+        from store.feeds import sync_feeds
+
+        def run() -> Any:
+            store, ingestor = self._writes()
+            return sync_feeds(store, ingestor, allow_private=False)
+
+        return await self._on(self._writer, run)
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        if self._write_store is not None:
+            self._write_store.close()
+
+
+class VoteButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"qabot:vote:(?P<vote>up|down):(?P<answer>\d+)",
+):  # type: ignore[call-arg]
+    """👍 / 👎 under an answer. The answer's id is in the button, so it works after a restart."""
+
+    def __init__(self, vote: str, answer_id: int) -> None:
+        self.vote = vote
+        self.answer_id = answer_id
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                emoji="👍" if vote == "up" else "👎",
+                custom_id=f"qabot:vote:{vote}:{answer_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> VoteButton:
+        return cls(match["vote"], int(match["answer"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        assert isinstance(bot, QABot)
+        vote = 1 if self.vote == "up" else -1
+        await bot.service.record_vote(self.answer_id, interaction.user.id, vote)
+        thanks = "Thanks! Marked as helpful." if vote > 0 else "Thanks; noted as not helpful."
+        await interaction.response.send_message(thanks, ephemeral=True)
+
+
+def vote_view(answer_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(VoteButton("up", answer_id))
+    view.add_item(VoteButton("down", answer_id))
+    return view
+
+
+class QABot(commands.Bot):
+    """qabot on Discord. Use `create_bot` to build one."""
+
+    def __init__(self, service: Service, settings: Settings) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # to read questions in mentions and threads
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            allowed_mentions=NO_PINGS,
+            help_command=None,
+        )
+        self.service = service
+        self.settings = settings
+        self.cooldown = Cooldown(settings.cooldown_questions, settings.cooldown_seconds)
+        self._feed_loop: tasks.Loop[Any] | None = None
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(VoteButton)
+        self.tree.on_error = self.on_app_command_error
+        for command in _commands(self):
+            self.tree.add_command(command)
+        if self.settings.discord_guild_id:
+            guild = discord.Object(id=self.settings.discord_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), guild.id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally (may take up to an hour to show)", len(synced))
+        if self.settings.feed_sync_minutes > 0:
+            self._feed_loop = tasks.loop(minutes=self.settings.feed_sync_minutes)(self._sync_feeds)
+            self._feed_loop.start()
+
+    async def _sync_feeds(self) -> None:
+        try:
+            report = await self.service.sync_feeds()
+        except ImportError:
+            log.info("feed sync skipped: this qabot has no feed support")
+            return
+        except Exception:
+            log.exception("feed sync failed; will retry next time")
+            return
+        log.info("feed sync: %s", report)
+
+    async def close(self) -> None:
+        if self._feed_loop is not None:
+            self._feed_loop.cancel()
+        await super().close()
+        self.service.close()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def collection_for(self, guild_id: int | None) -> str:
+        """The collection a server asks: shared when the settings say so, else its own."""
+        if guild_id is None:
+            return self.settings.collection
+        return self.settings.discord_collections.get(str(guild_id), f"guild-{guild_id}")
+
+    async def answer(
+        self, question: str, guild_id: int | None
+    ) -> tuple[str, discord.ui.View | None]:
+        """The reply to a question: text and, for a real answer, the vote buttons."""
+        answer = await self.service.ask(question, self.collection_for(guild_id))
+        text = format_answer(answer)
+        if answer.abstained:
+            return text, None
+        answer_id = await self.service.record_answer(answer, guild_id)
+        return text, vote_view(answer_id)
+
+    def cooldown_message(self, retry: float) -> str:
+        return f"You're asking quickly; try again in {max(1, round(retry))} s."
+
+    # -- mentions and threads -------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or self.user is None or message.guild is None:
+            return
+        channel = message.channel
+        in_our_thread = isinstance(channel, discord.Thread) and channel.owner_id == self.user.id
+        mentioned = self.user in message.mentions
+        if not in_our_thread and not mentioned:
+            return
+        if not in_our_thread:
+            allowed = self.settings.discord_channels
+            if allowed and channel.id not in allowed:
+                return
+        question = " ".join(_MENTION.sub(" ", message.content).split())[:MAX_QUESTION]
+        if not question:
+            return
+        try:
+            await self._answer_message(message, question, in_our_thread)
+        except Exception:
+            log.exception("answering a message failed")
+            await channel.send(
+                "Something went wrong answering that; it's logged. Please try again.",
+                allowed_mentions=NO_PINGS,
+            )
+
+    async def _answer_message(
+        self, message: discord.Message, question: str, in_thread: bool
+    ) -> None:
+        retry = self.cooldown.retry_after(message.author.id)
+        if retry:
+            await message.reply(self.cooldown_message(retry), allowed_mentions=NO_PINGS)
+            return
+        if in_thread:
+            target: discord.abc.Messageable = message.channel
+        else:
+            target = await message.create_thread(name=_thread_name(question))
+        async with target.typing():
+            text, view = await self.answer(question, message.guild.id if message.guild else None)
+        if view is None:
+            await target.send(text, allowed_mentions=NO_PINGS)
+        else:
+            await target.send(text, view=view, allowed_mentions=NO_PINGS)
+
+    # -- errors ---------------------------------------------------------------------------
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.MissingPermissions):
+            text = "You need the Manage Server permission for that."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            text = "That works in a server, not in direct messages."
+        else:
+            original = getattr(error, "original", error)
+            if isinstance(original, StoreError):
+                text = f"Error: {original}"
+            else:
+                log.error(
+                    "command /%s failed",
+                    interaction.command.name if interaction.command else "?",
+                    exc_info=original,
+                )
+                text = "Something went wrong; it's logged. Please try again."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+def _thread_name(question: str) -> str:
+    name = question.strip() or "Question"
+    return name if len(name) <= 90 else name[:89].rsplit(" ", 1)[0] + "…"
+
+
+def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
+    """The slash commands, bound to this bot."""
+
+    @app_commands.command(name="ask", description="Ask the articles a question")
+    @app_commands.describe(question="What you want to know")
+    @app_commands.guild_only()
+    async def ask(
+        interaction: discord.Interaction, question: app_commands.Range[str, 1, MAX_QUESTION]
+    ) -> None:
+        retry = bot.cooldown.retry_after(interaction.user.id)
+        if retry:
+            await interaction.response.send_message(
+                bot.cooldown_message(retry), ephemeral=True, allowed_mentions=NO_PINGS
+            )
+            return
+        await interaction.response.defer(thinking=True)
+        text, view = await bot.answer(question, interaction.guild_id)
+        if view is None:
+            await interaction.followup.send(text, allowed_mentions=NO_PINGS)
+        else:
+            await interaction.followup.send(text, view=view, allowed_mentions=NO_PINGS)
+
+    @app_commands.command(name="sources", description="List the articles this server can ask about")
+    @app_commands.describe(page="Page number (10 articles a page)")
+    @app_commands.guild_only()
+    async def sources(
+        interaction: discord.Interaction, page: app_commands.Range[int, 1] = 1
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        articles = await bot.service.articles(bot.collection_for(interaction.guild_id))
+        text, _pages = format_sources(articles, page=page)
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+    @app_commands.command(name="ingest", description="Add an article from a URL or attached files")
+    @app_commands.describe(
+        url="A web page or an RSS/Atom feed",
+        file="A .txt, .md, .html, .json or .jsonl file",
+    )
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def ingest(
+        interaction: discord.Interaction,
+        url: str | None = None,
+        file: discord.Attachment | None = None,
+    ) -> None:
+        if not url and file is None:
+            await interaction.response.send_message(
+                "Give a `url` or attach a `file`.", ephemeral=True, allowed_mentions=NO_PINGS
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        collection = bot.collection_for(interaction.guild_id)
+        items: list[RawArticle | SkipSource] = []
+        if file is not None:
+            items.extend(await _read_attachment(file))
+        if url:
+            items.extend(await asyncio.to_thread(_fetch_url, url))
+        report = await bot.service.ingest(lambda: items, collection)
+        await interaction.followup.send(
+            _ingest_summary(report), ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(name="forget", description="Remove an article from this server's list")
+    @app_commands.describe(article="The article's id (from /sources), URL or exact title")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def forget(interaction: discord.Interaction, article: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        removed = await bot.service.forget(article, bot.collection_for(interaction.guild_id))
+        names = ", ".join(f"“{a.title}”" for a in removed)
+        await interaction.followup.send(
+            f"Forgot {names}.", ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    return [ask, sources, ingest, forget]
+
+
+async def _read_attachment(file: discord.Attachment) -> list[RawArticle | SkipSource]:
+    """An attached file, read through the same loaders as `qabot ingest`."""
+    from store.loaders import load_file
+
+    if file.size > MAX_ATTACHMENT_BYTES:
+        return [SkipSource(file.filename, f"larger than {MAX_ATTACHMENT_BYTES // 1_000_000} MB")]
+    data = await file.read()
+    name = Path(file.filename).name or "attachment.txt"
+
+    def load() -> list[RawArticle | SkipSource]:
+        with tempfile.TemporaryDirectory(prefix="qabot-") as folder:
+            path = Path(folder) / name
+            path.write_bytes(data)
+            out = []
+            for item in load_file(path):
+                if isinstance(item, RawArticle):
+                    item = item.model_copy(
+                        update={
+                            "key": f"discord:{name}" if item.key == str(path) else item.key,
+                            "source": name,
+                        }
+                    )
+                elif isinstance(item, SkipSource):
+                    item = SkipSource(name, item.reason)
+                out.append(item)
+            return out
+
+    return await asyncio.to_thread(load)
+
+
+def _fetch_url(url: str) -> list[RawArticle | SkipSource]:
+    """A page or feed from the web; private and local addresses are always refused here."""
+    try:
+        from store.web import fetch_articles
+    except ImportError:
+        return [SkipSource(url, "this qabot cannot read URLs yet")]
+    try:
+        return list(fetch_articles(url, allow_private=False))
+    except StoreError as exc:
+        return [SkipSource(url, str(exc))]
+
+
+def _ingest_summary(report: IngestReport) -> str:
+    parts = []
+    for label, titles in (
+        ("Added", report.added),
+        ("Updated", report.updated),
+        ("Unchanged", report.unchanged),
+    ):
+        if titles:
+            parts.append(f"{label}: " + ", ".join(f"“{t}”" for t in titles[:10]))
+    for source, reason in report.skipped[:5]:
+        parts.append(f"Skipped {source}: {reason}")
+    return "\n".join(parts) or "Nothing to add."
+
+
+def create_bot(retriever: Retriever, settings: Settings) -> QABot:
+    """A qabot Discord bot answering from `retriever`'s store, configured by `settings`.
+
+    The bot is not started; `await bot.start(token)` (or `run_bot`) connects it. Tests drive
+    it offline with simcord; another program can run it on its own store the same way.
+    """
+    return QABot(Service(retriever, answers=settings.answers), settings)
+
+
+def run_bot(settings: Settings, token: str) -> None:
+    """Build the bot from the settings and run it until interrupted (`qabot discord`)."""
+    from bot.app import App
+
+    app = App(settings)
+    retriever = app.retriever
+    retriever.indexes()  # load the model and the indexes before the first question
+    bot = create_bot(retriever, settings)
+    log.info("starting the Discord bot (data in %s)", settings.data_dir)
+    try:
+        bot.run(token, log_handler=None)
+    finally:
+        app.close()
+
+
+__all__ = ["ABSTAIN_REPLY", "QABot", "Service", "create_bot", "run_bot"]
