@@ -25,11 +25,12 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot.discord_format import ABSTAIN_REPLY, format_answer, format_sources
+from bot.errors import BotError
 from bot.settings import Settings
 from retriever.models import Answer
 from retriever.retriever import Retriever
 from store.db import Store
-from store.errors import SkipSource, StoreError
+from store.errors import NotFoundError, SkipSource, StoreError
 from store.ingest import Ingestor, IngestReport
 from store.models import ArticleInfo, RawArticle
 
@@ -413,7 +414,15 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
     @app_commands.checks.has_permissions(manage_guild=True)
     async def forget(interaction: discord.Interaction, article: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        removed = await bot.service.forget(article, bot.collection_for(interaction.guild_id))
+        try:
+            removed = await bot.service.forget(article, bot.collection_for(interaction.guild_id))
+        except NotFoundError:
+            await interaction.followup.send(
+                f"No article here matches “{article}”; `/sources` lists their ids and titles.",
+                ephemeral=True,
+                allowed_mentions=NO_PINGS,
+            )
+            return
         names = ", ".join(f"“{a.title}”" for a in removed)
         await interaction.followup.send(
             f"Forgot {names}.", ephemeral=True, allowed_mentions=NO_PINGS
@@ -494,10 +503,21 @@ def run_bot(settings: Settings, token: str) -> None:
     app = App(settings)
     retriever = app.retriever
     retriever.indexes()  # load the model and the indexes before the first question
+    retriever.embedder.encode(["warm up"])  # load the model now, not on the first question
     bot = create_bot(retriever, settings)
     log.info("starting the Discord bot (data in %s)", settings.data_dir)
     try:
         bot.run(token, log_handler=None)
+    except discord.LoginFailure as exc:
+        raise BotError(
+            "Discord refused DISCORD_TOKEN; copy the bot's token again from the developer "
+            "portal (Bot -> Reset Token) into .env"
+        ) from exc
+    except discord.PrivilegedIntentsRequired as exc:
+        raise BotError(
+            "the Message Content intent is off; switch it on in the developer portal "
+            "(Bot -> Privileged Gateway Intents) and start again"
+        ) from exc
     finally:
         app.close()
 

@@ -202,7 +202,7 @@ async def test_forget_removes_an_article_from_the_answers(world: World) -> None:
     asked = await world.member.slash(world.channel, "ask", question=BRIDGE_QUESTION)
     assert BRIDGE_ANSWER not in reply_of(asked).content
     missing = await world.admin.slash(world.channel, "forget", article="no such article")
-    assert missing.ephemeral and "qabot list" in _text(missing)
+    assert missing.ephemeral and "/sources" in _text(missing)
 
 
 @pytest.mark.bot_settings(QABOT_COOLDOWN_QUESTIONS=2, QABOT_COOLDOWN_SECONDS=30)
@@ -291,3 +291,17 @@ def _text(result: Any) -> str:
     parts = [result.response.content if result.response else ""]
     parts += [f.content for f in result.followups]
     return "\n".join(parts)
+
+
+@pytest.mark.simcord(check_errors=False)
+async def test_a_failing_command_is_answered_and_the_bot_carries_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Discord fails the request that posts the answer: the "thinking…" message turns into
+    # an apology (a deferred reply's visibility is fixed when it is deferred).
+    world.env.inject_error("POST", "/webhooks/*", status=500)
+    failed = await world.member.slash(world.channel, "ask", question=BRIDGE_QUESTION)
+    assert "went wrong" in _text(failed)
+    assert "command /ask failed" in caplog.text
+    again = await world.member.slash(world.channel, "ask", question=BRIDGE_QUESTION)
+    assert BRIDGE_ANSWER in reply_of(again).content
