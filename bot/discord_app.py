@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
@@ -198,6 +199,8 @@ class QABot(commands.Bot):
     """qabot on Discord. Use `create_bot` to build one."""
 
     def __init__(self, service: Service, settings: Settings) -> None:
+        # qabot never joins voice: no warnings about voice libraries it does not need.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
         intents.message_content = True  # to read questions in mentions and threads
         super().__init__(
@@ -512,6 +515,11 @@ def run_bot(settings: Settings, token: str) -> None:
         raise BotError(
             "Discord refused DISCORD_TOKEN; copy the bot's token again from the developer "
             "portal (Bot -> Reset Token) into .env"
+        ) from exc
+    except (OSError, aiohttp.ClientError, discord.GatewayNotFound) as exc:
+        raise BotError(
+            f"could not reach Discord ({exc.__class__.__name__}: {exc}); check the network "
+            "and try again"
         ) from exc
     except discord.PrivilegedIntentsRequired as exc:
         raise BotError(
