@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from store.errors import SkipSource
+from store.errors import SkipSource, StoreError
 from store.models import RawArticle
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
@@ -98,6 +98,8 @@ def _load_html(path: str, key: str, html: str) -> RawArticle | SkipSource:
 
     try:
         article = html_to_article(html, url=None)
+    except StoreError as exc:  # already a reason a user can act on
+        return SkipSource(path, str(exc))
     except Exception as exc:  # the extractor's own errors vary by page
         return SkipSource(path, f"no article text found in the HTML ({exc})")
     return article.model_copy(update={"key": article.url or key, "source": path})
