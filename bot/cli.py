@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.eval_cmd import register as register_eval
 
     register_eval(sub)
+    from bot.feeds_cmd import register as register_feeds
+
+    register_feeds(sub)
     return parser
 
 

@@ -86,8 +86,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             elif path == "/updates":  # an Atom feed whose URL and type do not say so
                 self.send(site.page("atom.xml"), "text/xml")
             elif path == "/mixed-feed":
-                body = site.page("rss.xml").replace(b"/story2", b"/missing")
-                self.send(body, "application/xml")
+                self.feed("rss.xml", "application/xml", missing_entry=True)
             elif path == "/changing":
                 self.send(str(site.state["changing"]).replace("__BASE__", site.base).encode())
             elif path == "/gzip":
@@ -119,7 +118,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send(b"<html><body>Not found</body></html>", status=404)
 
-        def feed(self, name: str, content_type: str) -> None:
+        def feed(self, name: str, content_type: str, missing_entry: bool = False) -> None:
             status = int(str(site.state["rss_status"]))
             if status != 200:
                 self.send(b"server trouble", "text/plain", status=status)
@@ -131,7 +130,10 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            self.send(site.page(name), content_type, headers={"ETag": etag})
+            body = site.page(name)
+            if missing_entry:  # one entry links to a page that is not there
+                body = body.replace(b"/story2", b"/missing")
+            self.send(body, content_type, headers={"ETag": etag})
 
         def huge(self) -> None:
             # No Content-Length: the client must count while it reads.

@@ -1,0 +1,197 @@
+"""`qabot feeds`: subscribe to RSS/Atom feeds, list and remove them, and sync them.
+
+Wired into the main parser by `register(subparsers)`. A thin layer over store.feeds: it
+parses arguments, calls the helper and prints the result; errors reach cli.main, which
+prints them as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from typing import Any
+
+from bot.settings import Settings
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `feeds` command (add, list, remove, sync) to the `qabot` subparsers."""
+    parser = _add(subparsers, "feeds", cmd_feeds)
+    sub = parser.add_subparsers(title="actions", metavar="ACTION")
+
+    p = _add(sub, "add", cmd_add)
+    p.add_argument("url", metavar="URL", help="the feed's address (RSS 2.0 or Atom)")
+    p.add_argument("--collection", help="collection its entries go to (default: $QABOT_COLLECTION)")
+    p.add_argument(
+        "--allow-private", action="store_true", help="allow a feed on a private or loopback address"
+    )
+
+    p = _add(sub, "list", cmd_list)
+    p.add_argument("--json", action="store_true", help="print one JSON object per feed")
+
+    p = _add(sub, "remove", cmd_remove)
+    p.add_argument("url", metavar="URL", help="the feed's address, as `qabot feeds list` shows it")
+    p.add_argument("--collection", help="only its subscription in this collection")
+
+    p = _add(sub, "sync", cmd_sync)
+    p.add_argument("--collection", help="only the feeds of this collection")
+    p.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="allow feeds and entry pages on private or loopback addresses",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def _add(subparsers: Any, name: str, func: Any) -> argparse.ArgumentParser:
+    doc = inspect.cleandoc(func.__doc__ or "")
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=doc.splitlines()[0],
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=func)
+    return parser
+
+
+def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
+    """Keep up with RSS and Atom feeds: subscribe, list, remove, sync.
+
+    `qabot feeds add URL` subscribes a collection to a feed; `qabot feeds sync` reads every
+    subscribed feed and ingests the entries not stored yet (the Discord bot also syncs on
+    a schedule, QABOT_FEED_SYNC_MINUTES). Unchanged feeds cost one small request.
+    """
+    print("Use `qabot feeds add URL`, `list`, `remove URL` or `sync`.", file=sys.stderr)
+    return 2
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Subscribe to a feed; its entries are ingested by `qabot feeds sync`.
+
+    The URL is fetched once to check that it is an RSS or Atom feed.
+    """
+    from bot.app import App
+    from store.feeds import add_feed
+
+    app = App(settings)
+    try:
+        feed = add_feed(
+            app.store,
+            args.url,
+            args.collection or settings.collection,
+            allow_private=args.allow_private,
+        )
+    finally:
+        app.close()
+    title = f" ({feed.title})" if feed.title else ""
+    print(
+        f"subscribed {feed.collection!r} to {feed.url}{title}; "
+        "run `qabot feeds sync` to read its entries"
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List the subscribed feeds, their last sync and last error."""
+    from dataclasses import asdict
+
+    from bot.app import App
+    from store.feeds import list_feeds
+
+    app = App(settings)
+    try:
+        feeds = list_feeds(app.store)
+    finally:
+        app.close()
+    if args.json:
+        for feed in feeds:
+            print(json.dumps(asdict(feed), ensure_ascii=False))
+        return 0
+    if not feeds:
+        print("no feeds subscribed; add one with `qabot feeds add URL`")
+        return 0
+    for feed in feeds:
+        synced = f"synced {feed.last_synced}" if feed.last_synced else "never synced"
+        print(f"{feed.url}  [{feed.collection}]  {feed.title or '(no title)'}  {synced}")
+        if feed.last_error:
+            print(f"    last error: {feed.last_error}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    """Unsubscribe from a feed; the articles already ingested stay."""
+    from bot.app import App
+    from store.feeds import remove_feed
+
+    app = App(settings)
+    try:
+        removed = remove_feed(app.store, args.url, args.collection)
+    finally:
+        app.close()
+    for feed in removed:
+        print(f"unsubscribed {feed.collection!r} from {feed.url}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Read every subscribed feed now and ingest the entries not stored yet.
+
+    Each feed is asked conditionally, so an unchanged one costs nothing. A failing feed is
+    reported and recorded (see `qabot feeds list`); the others still sync. Exits 1 when
+    any feed failed.
+    """
+    from bot.app import App
+    from store.feeds import list_feeds, sync_feeds
+
+    app = App(settings)
+    try:
+        if not list_feeds(app.store, args.collection):
+            print("no feeds subscribed; add one with `qabot feeds add URL`")
+            return 0
+
+        def say(feed: Any) -> None:
+            if not args.json:
+                print(f"syncing {feed.url} ...", file=sys.stderr)
+
+        report = sync_feeds(
+            app.store,
+            app.ingestor,
+            allow_private=args.allow_private,
+            collection=args.collection,
+            progress=say,
+        )
+    finally:
+        app.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "feeds": [
+                        {
+                            "url": r.url,
+                            "collection": r.collection,
+                            "status": r.status,
+                            "error": r.error,
+                            "added": r.report.added,
+                            "updated": r.report.updated,
+                            "skipped": [
+                                {"source": s, "reason": why} for s, why in r.report.skipped
+                            ],
+                        }
+                        for r in report.results
+                    ]
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        for source, reason in report.ingest.skipped:
+            print(f"skipped {source}: {reason}", file=sys.stderr)
+        for result in report.failed:
+            print(f"failed {result.url}: {result.error}", file=sys.stderr)
+        print(report.summary())
+    return 1 if report.failed else 0
