@@ -386,7 +386,13 @@ def html_to_article(html: str | bytes, url: str | None = None) -> RawArticle:
     (`url=None`) without a canonical link both are left for the loader to set.
     Raises FetchError when the page holds no article text.
     """
-    import trafilatura
+    try:
+        import trafilatura
+    except ImportError as exc:  # e.g. lxml without its html-clean part
+        raise FetchError(
+            f"cannot extract articles from HTML ({' '.join(str(exc).split())}); "
+            "run `pip install trafilatura lxml_html_clean`"
+        ) from exc
 
     doc = trafilatura.bare_extraction(
         html,

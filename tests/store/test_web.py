@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -379,13 +382,16 @@ def public_name(site: Site, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, 
     """`news.example` resolves to a public address whose connections land on the test site,
     so the real fetch code (resolve, check, connect to the vetted address) runs end to end.
     Returns the addresses connected to."""
-    port = int(site.base.rsplit(":", 1)[1])
+    return route_public_names(monkeypatch, int(site.base.rsplit(":", 1)[1]))
+
+
+def route_public_names(monkeypatch: pytest.MonkeyPatch, port: int) -> list[tuple[str, int]]:
     real_getaddrinfo = socket.getaddrinfo
     real_connect = socket.create_connection
     connected: list[tuple[str, int]] = []
 
     def getaddrinfo(host, port_, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host == "news.example":
+        if host in ("news.example", "other.example"):
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_IP, port_))]
         if host == "rebind.example":
             return [
@@ -435,3 +441,40 @@ def test_host_with_any_private_address_is_refused(
     with pytest.raises(FetchError, match=r"10\.0\.0\.7, a private address"):
         fetch(f"http://rebind.example:{port}/article", allow_private=False)
     assert public_name == []
+
+
+@pytest.fixture(scope="module")
+def tls_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Path]]:
+    """The site over HTTPS with a throwaway certificate for news.example."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=news.example"),
+            *("-addext", "subjectAltName=DNS:news.example"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with serve(tls=(cert, key)) as running:
+        yield running, cert
+
+
+def test_https_connects_to_the_vetted_address_and_checks_the_host_name(
+    tls_site: tuple[Site, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site, cert = tls_site
+    port = int(site.base.rsplit(":", 1)[1])
+    connected = route_public_names(monkeypatch, port)
+    real_context = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda: real_context(cafile=str(cert)))
+
+    response = fetch(f"https://news.example:{port}/article", allow_private=False)
+    assert response.status == 200 and b"Harwick" in response.body
+    assert connected == [(PUBLIC_IP, port)]
+    # the same address under a name the certificate does not cover: refused
+    with pytest.raises(FetchError, match="TLS failed"):
+        fetch(f"https://other.example:{port}/article", allow_private=False)

@@ -5,6 +5,7 @@ changes). Served by http.server on 127.0.0.1, on a free port, in a thread."""
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -160,11 +161,18 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve() -> Iterator[Site]:
-    """Run the site on 127.0.0.1 on a free port until the block ends."""
+def serve(tls: tuple[Path, Path] | None = None) -> Iterator[Site]:
+    """Run the site on 127.0.0.1 on a free port until the block ends; over HTTPS when
+    `tls` gives a (certificate, key) pair."""
     site = Site()
     server = _QuietServer(("127.0.0.1", 0), _handler(site))
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    site.base = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
