@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.feeds_cmd import register as register_feeds
 
     register_feeds(sub)
+    from bot.bench_cmd import register as register_bench
+
+    register_bench(sub)
+    from bot.serve import register as register_serve
+
+    register_serve(sub)
     return parser
 
 
@@ -217,17 +223,23 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     When nothing stored answers the question, says so and quotes nothing.
     """
-    from bot.app import App
+    from bot.serve import ask_resident, socket_path
 
-    app = App(settings, fast_queries=True)
     question = " ".join(args.question)
     if not settings.db_path.exists():
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )
-    answer = app.retriever.ask(
-        question, k=args.k or settings.answers, mode=args.mode, collections=args.collection
+    k = args.k or settings.answers
+    # A running `qabot serve` has the model and indexes loaded: ask it first.
+    answer = ask_resident(
+        socket_path(settings), question, k=k, mode=args.mode, collections=args.collection
     )
+    if answer is None:
+        from bot.app import App
+
+        app = App(settings, fast_queries=True)
+        answer = app.retriever.ask(question, k=k, mode=args.mode, collections=args.collection)
     if args.json:
         print(json.dumps(answer.to_json_dict(), ensure_ascii=False))
         return 0

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -27,9 +28,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Unit = Literal["sentences", "passages"]
-INDEX_VERSION = 2
-# Below this many vectors an exact (flat) search is fast enough; above it an HNSW graph.
-APPROXIMATE_ABOVE = 200_000
+DenseKind = Literal["flat", "ivf"]
+INDEX_VERSION = 3
+# Up to this many vectors the search is exact (a matrix-vector product); above it an IVF
+# index. Measured on 2 cores (`qabot bench`, 384-d MiniLM-like vectors): the product costs
+# ~0.09 ms per 1k vectors on one BLAS thread (45k sentences: 4.0 ms; 2.2 ms on two threads,
+# whose spinning then slows the next torch encode by ~12 ms), while IVF-SQ8 at the recall
+# target costs 0.5-1 ms whatever the size (90k: 0.7 ms p50; 1M: see the README). A question
+# is one encode (~11 ms) plus a search of the sentences and of the passages, so flat search
+# stays under ~2 ms each up to ~20k vectors; past that the product alone would eat most of
+# the 50% the ask may add to the encode. The ReQA benchmark (10k sentences) stays exact.
+APPROXIMATE_ABOVE = 20_000
+# The approximate index must find at least this share of the exact top 10; the number of
+# lists probed is raised at build time until a sample of queries reaches it.
+RECALL_TARGET = 0.95
+_RECALL_MARGIN = 0.02  # tune to target + margin: the check's sample is small
+_RECALL_QUERIES = 200
+_NPROBES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 @dataclass
@@ -42,10 +57,12 @@ class UnitIndex:
     vectors: np.ndarray  # float32 (n, dim), normalised
     bm25: BM25
     faiss_index: faiss.Index | None = None
+    # How the dense index was built and what its recall check found (see `build_dense`).
+    dense_info: dict[str, float | int | str] = field(default_factory=dict)
 
     def dense(self) -> faiss.Index:
         if self.faiss_index is None:
-            self.faiss_index = _build_faiss(self.vectors)
+            self.faiss_index, self.dense_info = build_dense(self.vectors)
         return self.faiss_index
 
 
@@ -69,51 +86,168 @@ class Indexes:
         return np.isin(self.article_collection, wanted)
 
 
-def _build_faiss(vectors: np.ndarray) -> faiss.Index:
+def set_threads(threads: int | None = None) -> None:
+    """Cap FAISS's OpenMP threads at the machine's cores (default), or at `threads`.
+
+    More threads than cores (containers often report the host's) make OpenMP spin against
+    the model's own threads; one query is searched on one thread either way.
+    """
     import faiss
 
+    faiss.omp_set_num_threads(max(1, threads or len(os.sched_getaffinity(0))))
+
+
+def dense_kind(n: int) -> DenseKind:
+    """The dense index for `n` vectors: exact while small, IVF past APPROXIMATE_ABOVE."""
+    return "ivf" if n > APPROXIMATE_ABOVE else "flat"
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for `n` vectors: about sqrt(n), a power of two, at least 64.
+
+    ~1k vectors per list keeps a probe cheap; more lists would cost k-means training time
+    (the dominant build cost) for little search gain at these sizes.
+    """
+    return max(64, 1 << max(0, round(math.log2(max(n, 1)) / 2)))
+
+
+def build_dense(
+    vectors: np.ndarray, kind: DenseKind | None = None, *, seed: int = 0
+) -> tuple[faiss.Index, dict[str, float | int | str]]:
+    """The FAISS index `dense_kind` picks for these normalised vectors, and how it was built.
+
+    IVF stores 8-bit scalar-quantised codes (384 bytes a vector instead of 1,536: the exact
+    vectors stay in the memory-mapped .npy that the retriever rescores candidates with),
+    and its lists probed are raised until recall@10 against exact search reaches
+    RECALL_TARGET on a sample of queries; the figures go into the returned info.
+    """
+    import faiss
+
+    set_threads()
     n, dim = vectors.shape if vectors.ndim == 2 else (0, 1)
     # Batched searches (evaluation, many users) only use BLAS above this many distance
     # computations; the default (128k) leaves them on a slow scalar path.
     faiss.cvar.distance_compute_blas_threshold = 16
-    index: faiss.Index
-    if n > APPROXIMATE_ABOVE:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
-    else:
+    kind = kind or dense_kind(n)
+    started = time.perf_counter()
+    if kind == "flat" or n == 0:
         index = faiss.IndexFlatIP(dim)
-    if n:
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+        if n:
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return index, {"kind": "flat", "n": n, "recall10": 1.0}
+    rng = np.random.default_rng(seed)
+    nlist = min(ivf_lists(n), max(1, n // 39))
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    ivf.cp.niter = 10  # k-means converges enough for routing; 25 (default) costs 2.5x
+    # 39 points a list is FAISS's floor for k-means; 64 gives steadier centroids.
+    train = np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))
+    ivf.train(np.ascontiguousarray(vectors[train], dtype=np.float32))
+    for start in range(0, n, 262_144):  # bounded temporaries on multi-GB mmapped inputs
+        ivf.add(np.ascontiguousarray(vectors[start : start + 262_144], dtype=np.float32))
+    trained = time.perf_counter() - started
+    queries = recall_queries(vectors, _RECALL_QUERIES, rng)
+    truth = exact_top(vectors, queries, 10)
+    recall = 0.0
+    for nprobe in _NPROBES:
+        ivf.nprobe = min(nprobe, nlist)
+        recall = recall_at_k(ivf, queries, truth)
+        if recall >= RECALL_TARGET + _RECALL_MARGIN or ivf.nprobe == nlist:
+            break
+    if recall < RECALL_TARGET:
+        log.warning(
+            "IVF over %d vectors reaches recall@10 %.3f at nprobe %d, under the %.2f target",
+            n,
+            recall,
+            ivf.nprobe,
+            RECALL_TARGET,
+        )
+    info: dict[str, float | int | str] = {
+        "kind": "ivf",
+        "n": n,
+        "nlist": nlist,
+        "nprobe": int(ivf.nprobe),
+        "recall10": round(recall, 4),
+        "build_s": round(trained, 2),
+        "check_s": round(time.perf_counter() - started - trained, 2),
+    }
+    log.info("built IVF index: %s", info)
+    return ivf, info
+
+
+def recall_queries(vectors: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Queries for a recall check when no real ones are at hand: stored vectors blended with
+    another and with noise, so they sit between points (as questions sit near, not on, their
+    answers) instead of finding themselves at distance zero."""
+    n, dim = vectors.shape
+    a = np.asarray(vectors[np.sort(rng.choice(n, size=min(n, count), replace=False))])
+    b = np.asarray(vectors[np.sort(rng.choice(n, size=len(a), replace=True))])
+    noise = rng.standard_normal(a.shape).astype(np.float32) / np.sqrt(dim)
+    # Measured: queries at cosine ~0.85 to a point passed nprobe 8 at 0.995 where real
+    # questions then reached only 0.94; this blend sits at ~0.65, as real questions do.
+    q = a + 0.5 * b + 1.0 * noise
+    return np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), dtype=np.float32)
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each query's exact top `k` by inner product, best first (blockwise, so
+    a few million vectors never need a queries x n score matrix at once)."""
+    best_s = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(queries), 0), dtype=np.int64)
+    block = 262_144
+    for start in range(0, len(vectors), block):
+        scores = queries @ np.asarray(vectors[start : start + block], dtype=np.float32).T
+        kk = min(k, scores.shape[1])
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, part + start], axis=1)
+        keep = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
+        best_s = np.take_along_axis(cand_s, keep, axis=1)
+        best_i = np.take_along_axis(cand_i, keep, axis=1)
+    return best_i
+
+
+def recall_at_k(index: faiss.Index, queries: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's exact top k (`truth` rows) that `index` returns in its k."""
+    k = truth.shape[1]
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    hits = [len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)]
+    return float(np.mean(hits)) / k if hits else 1.0
 
 
 def _unit_from_store(
     store: Store, table: Unit, article_pos: dict[str, int]
 ) -> tuple[UnitIndex, list[tuple[str, int]]]:
-    rowids, article, position, vecs, docs, keys = [], [], [], [], [], []
-    for rowid, article_id, _collection, title, text, idx, vec in store.iter_units(table):
+    rowids, article, position, docs, keys = [], [], [], [], []
+    dim = store.dim
+    # Filled in place: a list of per-row byte strings joined at the end would hold every
+    # vector twice, 15 GB at a million passages' five million sentences.
+    count = store.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    matrix = np.empty((count, dim), dtype=np.float32)
+    for row, (rowid, article_id, _collection, title, text, idx, vec) in enumerate(
+        store.iter_units(table)
+    ):
+        if row == len(matrix):  # rows added since the count (an ingest in another process)
+            matrix = np.concatenate([matrix, np.empty((max(1024, row // 8), dim), np.float32)])
         rowids.append(rowid)
         article.append(article_pos[article_id])
         position.append(idx)
-        vecs.append(vec)
+        matrix[row] = np.frombuffer(vec, dtype=np.float32)
         # Both carry their article's title (the topic): on ReQA title + sentence beats the
         # sentence alone for BM25; inside one article the title words score every sentence
         # alike, so the sentence that says the thing still outranks its neighbours.
         docs.append(f"{title}\n{text}")
         keys.append((article_id, idx))
-    dim = store.dim
-    matrix = (
-        np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(vecs), dim)
-        if vecs
-        else np.zeros((0, dim), dtype=np.float32)
-    )
+    matrix = matrix[: len(rowids)]  # rows written between the count and the read don't exist
     unit = UnitIndex(
         rowids=np.asarray(rowids, dtype=np.int64),
         article=np.asarray(article, dtype=np.int32),
         position=np.asarray(position, dtype=np.int32),
-        vectors=np.ascontiguousarray(matrix),
+        vectors=matrix,
         bm25=BM25.build(docs),
+        dense_info={"kind": dense_kind(len(rowids)), "n": len(rowids)},
     )
     return unit, keys
 
@@ -174,7 +308,8 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             np.save(tmp / f"{name}.position.npy", unit.position)
             np.save(tmp / f"{name}.vectors.npy", unit.vectors)
             unit.bm25.save(tmp / f"{name}.bm25")
-            if len(unit.rowids) > APPROXIMATE_ABOVE:
+            # A flat index is the vectors themselves, rebuilt on load in milliseconds.
+            if dense_kind(len(unit.rowids)) != "flat":
                 faiss.write_index(unit.dense(), str(tmp / f"{name}.faiss"))
         np.save(tmp / "article_collection.npy", indexes.article_collection)
         np.save(tmp / "sentence_passage.npy", indexes.sentence_passage)
@@ -184,6 +319,9 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             "model": model,
             "article_ids": indexes.article_ids,
             "collections": indexes.collections,
+            "dense": {
+                name: getattr(indexes, name).dense_info for name in ("sentences", "passages")
+            },
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         final = folder / f"gen-{indexes.generation}"
@@ -220,7 +358,9 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
             if faiss_file.exists():
                 import faiss
 
-                faiss_index = faiss.read_index(str(faiss_file))
+                # Memory-mapped: loading a million-vector index costs no read up front; the
+                # lists a query probes are paged in on first use and stay in the page cache.
+                faiss_index = faiss.read_index(str(faiss_file), faiss.IO_FLAG_MMAP)
             units[name] = UnitIndex(
                 rowids=np.load(gen_dir / f"{name}.rowids.npy"),
                 article=np.load(gen_dir / f"{name}.article.npy"),
@@ -228,6 +368,7 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
                 vectors=np.load(gen_dir / f"{name}.vectors.npy", mmap_mode="r"),
                 bm25=BM25.load(gen_dir / f"{name}.bm25"),
                 faiss_index=faiss_index,
+                dense_info=dict(manifest.get("dense", {}).get(name, {})),
             )
         return Indexes(
             generation=generation,

@@ -1,0 +1,371 @@
+"""`qabot bench`: speed and scale, measured side by side in one run and printed as ratios.
+
+Wired into the main parser by `register(subparsers)`. Steps, each reported:
+1. ingest the SQuAD dev articles and the sample articles into a fresh store with the real
+   model, against a bare encode of the same texts (`ingest_ratio`);
+2. a 10k-passage store (real text, vectors near real ones; see store/scale.py): asks in
+   process against a bare encode of each question, and `qabot ask` in fresh processes;
+3. the scale store (`--passages`, default 1M): build, size on disk, a fresh process that
+   loads it (time, memory, dense-search latency and recall@10), then asks in process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BotError
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REQA = Path("../shared/data/reqa-squad-dev")
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "articles"
+SMALL = 10_000
+
+# (key, what it is, target as text, check) for the table; the JSON carries every figure.
+TARGETS: dict[str, tuple[str, Any]] = {
+    "ingest_ratio": ("<= 1.3", lambda v: v <= 1.3),
+    "ask_ratio_10k": ("<= 1.5", lambda v: v <= 1.5),
+    "cold_ask_s": ("<= 3", lambda v: v <= 3.0),
+    "warm_cli_ask_s": ("< 1", lambda v: v < 1.0),
+}
+
+
+def size_label(n: int) -> str:
+    """1_000_000 -> '1m', 200_000 -> '200k', 1_500 -> '1500'."""
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `bench` command to the `qabot` subparsers."""
+    doc = (cmd_bench.__doc__ or "").strip()
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "bench", help=doc.splitlines()[0], description=doc
+    )
+    p.set_defaults(run=cmd_bench)
+    p.add_argument(
+        "--passages",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="passages in the scale store (default 1000000; 20000 for a quick run)",
+    )
+    p.add_argument(
+        "--reqa",
+        type=Path,
+        default=DEFAULT_REQA,
+        metavar="DIR",
+        help=f"ReQA SQuAD folder: the ingest corpus and the questions (default {DEFAULT_REQA})",
+    )
+    p.add_argument(
+        "--articles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ingest only the first N SQuAD articles (default all 48; fewer for a smoke run)",
+    )
+    p.add_argument(
+        "--questions", type=int, default=200, metavar="N", help="questions timed (default 200)"
+    )
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="build the benchmark stores here and keep them (default: a temporary folder, "
+        "removed afterwards; the 1M store takes ~12 GB)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure ingest, ask and scale; print ratios to the model's own work and the targets.
+
+    Ingest and in-process asks are divided by a bare encode of the same texts in the same
+    run, so the ratios hold on a noisy machine. The scale store (--passages) has real text
+    and synthetic vectors near real ones. Takes about 2 minutes with --passages 20000 and
+    about 40 with the default million on 2 cores.
+    """
+    if args.passages < 1_000:
+        raise BotError(f"--passages {args.passages} is too small to measure; use 1000 or more")
+    if not (args.reqa / "sentences.jsonl").exists():
+        raise BotError(
+            f"no ReQA data in {args.reqa}; pass --reqa DIR (the shared data folder's "
+            "reqa-squad-dev)"
+        )
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="qabot-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        figures = run_bench(args, settings, work)
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(render_table(figures, args))
+    return 0
+
+
+def _step(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
+    import numpy as np
+
+    from retriever.bench import measure_asks, measure_ingest
+    from retriever.evaluate import load_reqa
+    from retriever.retriever import Retriever
+    from store.db import Store
+    from store.embedding import SentenceTransformerEmbedder
+    from store.index import open_indexes, set_threads
+    from store.loaders import find_files, load_file
+    from store.scale import read_seed, write_synthetic_store
+
+    set_threads()
+    out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
+    started = time.perf_counter()
+    _step(f"loading {settings.model}")
+    embedder = SentenceTransformerEmbedder(settings.model)
+    reqa = load_reqa(args.reqa)
+
+    # 1. ingest a real corpus
+    items: list[Any] = [a.raw() for a in reqa.articles[: args.articles]]
+    for f in find_files(SAMPLES):
+        items.extend([f] if not isinstance(f, Path) else load_file(f))
+    _step(f"ingesting {len(items)} articles (SQuAD dev + samples) into a fresh store")
+    seed_dir = work / "ingest"
+    shutil.rmtree(seed_dir, ignore_errors=True)
+    ing = measure_ingest(embedder, items, seed_dir)
+    out.update(
+        ingest_ratio=round(ing.ratio, 3),
+        ingest_s=round(ing.seconds, 2),
+        ingest_encode_s=round(ing.encode_seconds, 2),
+        ingest_inside_encode_s=round(ing.encode_inside_seconds, 2),
+        ingest_index_s=round(ing.extra["index_s"], 2),
+        ingest_articles=ing.articles,
+        ingest_sentences=ing.sentences,
+        ingest_passages=ing.passages,
+        ingest_texts_embedded=ing.embedded,
+        ingest_sentences_per_s=round(ing.sentences / ing.seconds, 1),
+        ingest_articles_per_s=round(ing.articles / ing.seconds, 2),
+    )
+    seed_store = Store(seed_dir / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
+    seed = read_seed(seed_store)
+    seed_store.close()
+
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(reqa.questions), size=min(args.questions, len(reqa.questions)))
+    questions = [reqa.questions[int(i)].text for i in picks]
+
+    # 2. the 10k store: asks in process, then `qabot ask` in fresh processes
+    for n in dict.fromkeys([SMALL, args.passages]):
+        label = size_label(n)
+        folder = work / f"store-{label}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        _step(f"writing a {n:,}-passage store")
+        store = Store(folder / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
+        t = time.perf_counter()
+        counts = write_synthetic_store(store, seed, n, progress=_bar(n, args.json))
+        out[f"generate_s_{label}"] = round(time.perf_counter() - t, 1)
+        out[f"sentences_{label}"] = counts["sentences"]
+        _step(f"building the indexes of {n:,} passages and {counts['sentences']:,} sentences")
+        t = time.perf_counter()
+        indexes = open_indexes(store, folder / "index")
+        out[f"build_s_{label}"] = round(time.perf_counter() - t, 1)
+        out[f"dense_{label}"] = {
+            "passages": indexes.passages.dense_info,
+            "sentences": indexes.sentences.dense_info,
+        }
+        del indexes
+        out[f"disk_mb_{label}"] = round(_size_mb(folder), 1)
+        out[f"disk_index_mb_{label}"] = round(_size_mb(folder / "index"), 1)
+
+        _step(f"loading the {label} indexes in a fresh process")
+        qfile = work / "questions.npy"
+        np.save(qfile, embedder.encode(questions))
+        probe = _probe_load(folder / "index", qfile)
+        out[f"load_s_{label}"] = probe["load_s"]
+        out[f"rss_mb_{label}"] = probe["rss_searched_mb"]
+        out[f"rss_loaded_mb_{label}"] = probe["rss_loaded_mb"]
+        out[f"rss_base_mb_{label}"] = probe["rss_base_mb"]
+        out[f"recall10_{label}"] = min(probe["passages_recall10"], probe["sentences_recall10"])
+        out[f"probe_{label}"] = probe
+
+        _step(f"asking {len(questions)} questions of the {label} store")
+        retriever = Retriever(store, embedder, folder / "index")
+        t = time.perf_counter()
+        retriever.indexes()
+        out[f"open_s_{label}"] = round(time.perf_counter() - t, 2)
+        # numpy's OpenBLAS threads spin after each product and slow torch's next encode
+        # (~12 ms here), so a process that embeds with torch keeps BLAS on one thread; the
+        # figures with BLAS's default threads are reported beside them.
+        with _blas_threads(1):
+            asks = measure_asks(retriever, embedder, questions)
+        default = measure_asks(retriever, embedder, questions)
+        out[f"ask_ratio_{label}"] = round(asks.ratio, 3)
+        out[f"ask_p50_ms_{label}"] = round(asks.p50, 2)
+        out[f"ask_p95_ms_{label}"] = round(asks.p95, 2)
+        out[f"encode_p50_ms_{label}"] = round(asks.encode_p50, 2)
+        out[f"ask_ratio_{label}_blas_default"] = round(default.ratio, 3)
+        out[f"ask_p95_ms_{label}_blas_default"] = round(default.p95, 2)
+        out[f"answered_{label}"] = round(asks.answered / len(questions), 3)
+        del retriever
+        store.close()
+
+        if n == SMALL:
+            _step("timing `qabot ask` in fresh processes")
+            cold = [_cli_ask(folder, q) for q in questions[:5]]
+            out["cold_ask_first_s"] = round(cold[0][0], 3)
+            out["cold_ask_s"] = round(float(np.median([t for t, _ in cold[1:]])), 3)
+            _step("timing `qabot ask` with `qabot serve` running")
+            warm = _warm_cli_asks(folder, questions[:5])
+            out["warm_cli_ask_s"] = round(float(np.median([t for t, _ in warm])), 3)
+            out["warm_cli_same_answers"] = [o for _, o in warm] == [o for _, o in cold]
+        if n != SMALL and args.work_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    out["scale_passages"] = args.passages
+    out["bench_s"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def _blas_threads(threads: int) -> Any:
+    """Limit numpy's BLAS threads inside a `with` (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(threads, user_api="blas")
+
+
+def _bar(total: int, quiet: bool) -> Any:
+    if quiet and not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="passages", unit="p", file=sys.stderr, dynamic_ncols=True)
+    return bar.update
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+def _probe_load(index_dir: Path, queries: Path) -> dict[str, Any]:
+    """Load the indexes in a fresh Python process (no model, no torch) and probe them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.bench_cmd", "probe-load", str(index_dir), str(queries)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    if done.returncode != 0:
+        raise BotError(f"the load probe failed: {done.stderr.strip()[-500:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("QABOT_DATA_DIR", None)
+    return env
+
+
+def _cli_ask(data_dir: Path, question: str) -> tuple[float, str]:
+    """Wall time and output of `qabot --data-dir DIR ask QUESTION` in a fresh process."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--data-dir", str(data_dir), "ask", question],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_cli_env(),
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise BotError(f"`qabot ask` failed: {done.stderr.strip()[-500:]}")
+    return seconds, done.stdout
+
+
+def _warm_cli_asks(data_dir: Path, questions: list[str]) -> list[tuple[float, str]]:
+    """`qabot ask` while `qabot serve` runs on the same data folder (started and stopped
+    here): wall time and output of each."""
+    from bot.serve import SOCKET_NAME, _listening
+
+    sock = data_dir / SOCKET_NAME
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "--data-dir", str(data_dir), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_cli_env(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (sock.exists() and _listening(sock)):
+            if server.poll() is not None or time.monotonic() > deadline:
+                err = server.stderr.read().decode() if server.stderr else ""
+                raise BotError(f"`qabot serve` did not start: {err.strip()[-500:]}")
+            time.sleep(0.05)
+        return [_cli_ask(data_dir, q) for q in questions]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        sock.unlink(missing_ok=True)
+
+
+def render_table(figures: dict[str, Any], args: argparse.Namespace) -> str:
+    """The figures as an aligned table, with targets where the issue sets them."""
+    label = size_label(args.passages)
+    targets = dict(TARGETS)
+    targets[f"ask_ratio_{label}"] = ("<= 1.5", lambda v: v <= 1.5)
+    targets[f"ask_p95_ms_{label}"] = ("< 100", lambda v: v < 100)
+    targets[f"load_s_{label}"] = ("< 5", lambda v: v < 5)
+    targets[f"recall10_{label}"] = (">= 0.95", lambda v: v >= 0.95)
+    lines = [
+        f"qabot bench --passages {args.passages}  ({figures['cores']} cores)",
+        f"{'figure':<28}{'value':>14}  {'target':<10}",
+    ]
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            continue
+        target, ok = targets.get(key, ("", None))
+        mark = "" if ok is None else ("ok" if ok(value) else "MISSED")
+        shown = f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
+        lines.append(f"{key:<28}{shown!s:>14}  {target:<10}{mark}")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m bot.bench_cmd probe-load INDEX_DIR QUERIES.npy`: the fresh-process probe."""
+    if len(argv) != 3 or argv[0] != "probe-load":
+        print("usage: python -m bot.bench_cmd probe-load INDEX_DIR QUERIES.npy", file=sys.stderr)
+        return 2
+    import numpy as np
+
+    from store.scale import probe_load
+
+    print(json.dumps(probe_load(Path(argv[1]), np.load(argv[2]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

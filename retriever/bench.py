@@ -1,0 +1,154 @@
+"""Measurements for `qabot bench`: each figure next to the model work it cannot avoid.
+
+These machines are noisy and absolute times drift, so every timing is taken side by side
+with a bare `encode` of the same texts in the same process, and reported as a ratio:
+- ingest: the whole ingest (clean, split, pack, embed, store, build and save the indexes)
+  over one bare `encode` of exactly the texts the ingest embedded, at the same batch size;
+- ask: the median of `Retriever.ask` over the median bare encode of the same questions,
+  the two interleaved question by question so drift hits both alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retriever.retriever import Retriever
+from store.db import Store
+from store.embedding import Embedder
+from store.errors import SkipSource
+from store.index import open_indexes
+from store.ingest import Ingestor
+from store.models import RawArticle
+
+log = logging.getLogger(__name__)
+
+
+class RecordingEmbedder:
+    """An embedder that passes through to another, noting each text and the time spent."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.max_tokens = inner.max_tokens
+        self.texts: list[str] = []
+        self.seconds = 0.0
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        started = time.perf_counter()
+        out = self.inner.encode(texts, batch_size=batch_size)
+        self.seconds += time.perf_counter() - started
+        self.texts.extend(texts)
+        return out
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
+
+@dataclass
+class IngestFigures:
+    seconds: float  # ingest + index build and save, wall time
+    encode_seconds: float  # one bare encode of the same texts
+    encode_inside_seconds: float  # time the ingest spent inside encode
+    articles: int
+    sentences: int
+    passages: int
+    embedded: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / max(self.encode_seconds, 1e-9)
+
+
+def measure_ingest(
+    embedder: Embedder,
+    items: Iterable[RawArticle | SkipSource],
+    data_dir: Path,
+    *,
+    batch_size: int = 64,
+) -> IngestFigures:
+    """Ingest `items` into a fresh store in `data_dir` (SQLite + indexes), then encode
+    exactly the texts it embedded in one bare call; both in this process."""
+    recorder = RecordingEmbedder(embedder)
+    embedder.encode(["warm up the model's threads"], batch_size=batch_size)
+    store = Store(data_dir / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
+    try:
+        started = time.perf_counter()
+        report = Ingestor(store, recorder, batch_size=batch_size).ingest(items)
+        ingested = time.perf_counter()
+        open_indexes(store, data_dir / "index")
+        seconds = time.perf_counter() - started
+        indexing = time.perf_counter() - ingested
+    finally:
+        store.close()
+    texts = list(recorder.texts)
+    started = time.perf_counter()
+    embedder.encode(texts, batch_size=batch_size)
+    encode_seconds = time.perf_counter() - started
+    return IngestFigures(
+        seconds=seconds,
+        encode_seconds=encode_seconds,
+        encode_inside_seconds=recorder.seconds,
+        articles=len(report.added) + len(report.updated),
+        sentences=report.sentences,
+        passages=report.passages,
+        embedded=report.embedded,
+        extra={"index_s": indexing},
+    )
+
+
+@dataclass
+class AskFigures:
+    ask_ms: list[float]
+    encode_ms: list[float]
+    answered: int
+
+    @property
+    def p50(self) -> float:
+        return float(np.median(self.ask_ms))
+
+    @property
+    def p95(self) -> float:
+        return float(np.percentile(self.ask_ms, 95))
+
+    @property
+    def encode_p50(self) -> float:
+        return float(np.median(self.encode_ms))
+
+    @property
+    def ratio(self) -> float:
+        return self.p50 / max(self.encode_p50, 1e-9)
+
+
+def measure_asks(retriever: Retriever, embedder: Embedder, questions: list[str]) -> AskFigures:
+    """Time `ask` and a bare encode of the same question, alternately, for each question.
+
+    The first few asks warm caches (index pages, SQLite) and are not counted.
+    """
+    for q in questions[:5]:
+        retriever.ask(q)
+        embedder.encode([q])
+    ask_ms, encode_ms, answered = [], [], 0
+    for q in questions:
+        t = time.perf_counter()
+        answer = retriever.ask(q)
+        ask_ms.append((time.perf_counter() - t) * 1000)
+        answered += not answer.abstained
+        t = time.perf_counter()
+        embedder.encode([q])
+        encode_ms.append((time.perf_counter() - t) * 1000)
+    return AskFigures(ask_ms, encode_ms, answered)
+
+
+def timed(func: Callable[[], object]) -> float:
+    """Seconds `func()` takes."""
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started

@@ -1,0 +1,222 @@
+"""Synthetic stores of any size for the scale benchmark, and a clean-process load probe.
+
+A store of a million passages cannot be embedded on this machine in a session (MiniLM does
+~150 texts/s on 2 cores), so `write_synthetic_store` writes one straight into SQLite: real
+text (passages and their sentences copied from a real, embedded seed store) and vectors
+near real ones (a seed vector blended with another seed vector and Gaussian noise, cosine
+~0.9 to the original), so the vectors spread and cluster like real embeddings instead of
+piling up as copies. Everything downstream (index build, save, load, ask) is the product's
+own code.
+
+`probe_load` loads saved indexes and reports load time, resident memory, dense-search
+latency and recall; `qabot bench` runs it in a fresh process, so the figures are those a
+freshly started bot would see, without the benchmark's own model in its memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+PASSAGES_PER_ARTICLE = 20
+SYNTHETIC_COLLECTION = "synthetic"
+
+
+@dataclass
+class Seed:
+    """Real passages with their sentences and vectors, to copy into synthetic stores."""
+
+    titles: list[str]  # per passage: its article's title
+    passage_texts: list[str]
+    sentence_texts: list[list[str]]  # per passage
+    passage_vectors: np.ndarray  # (P, dim)
+    sentence_vectors: list[np.ndarray]  # per passage: (sentences, dim)
+
+    @property
+    def all_vectors(self) -> np.ndarray:
+        return np.concatenate([self.passage_vectors, *self.sentence_vectors])
+
+
+def read_seed(store: Store) -> Seed:
+    """Every passage of a real store, with its sentences' texts and vectors."""
+    dim = store.dim
+    rows = store.execute(
+        "SELECT p.article_id, p.idx, p.first, p.last, p.text, a.title, v.vec FROM passages p"
+        " JOIN articles a ON a.id = p.article_id JOIN vectors v ON v.hash = p.vec_hash"
+        " ORDER BY p.article_id, p.idx"
+    ).fetchall()
+    sents: dict[str, list[tuple[str, bytes]]] = {}
+    for article_id, text, vec in store.execute(
+        "SELECT s.article_id, s.text, v.vec FROM sentences s JOIN vectors v"
+        " ON v.hash = s.vec_hash ORDER BY s.article_id, s.idx"
+    ):
+        sents.setdefault(article_id, []).append((text, vec))
+    seed = Seed([], [], [], np.zeros((len(rows), dim), np.float32), [])
+    for i, (article_id, _idx, first, last, text, title, vec) in enumerate(rows):
+        members = sents[article_id][first : last + 1]
+        seed.titles.append(title)
+        seed.passage_texts.append(text)
+        seed.sentence_texts.append([t for t, _ in members])
+        seed.passage_vectors[i] = np.frombuffer(vec, np.float32)
+        seed.sentence_vectors.append(
+            np.frombuffer(b"".join(v for _, v in members), np.float32).reshape(-1, dim)
+        )
+    return seed
+
+
+def _blend(
+    vectors: np.ndarray, pool: np.ndarray, rng: np.random.Generator, mix: float = 0.35
+) -> np.ndarray:
+    """Each row blended with a random pool row and noise, renormalised (cosine ~0.9)."""
+    other = pool[rng.integers(0, len(pool), len(vectors))]
+    noise = rng.standard_normal(vectors.shape, dtype=np.float32) * np.float32(
+        0.3 / np.sqrt(vectors.shape[1])
+    )
+    out = vectors + np.float32(mix) * other + noise
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float32)
+
+
+def write_synthetic_store(
+    store: Store,
+    seed: Seed,
+    passages: int,
+    *,
+    rng_seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Fill an empty store with `passages` passages in articles of PASSAGES_PER_ARTICLE.
+
+    Each passage copies a random seed passage's text and sentences, with blended vectors;
+    the vectors are keyed by a hash of the text and the passage's number, as distinct
+    texts would be. One transaction per block of articles keeps memory bounded.
+    """
+    rng = np.random.default_rng(rng_seed)
+    pool = seed.all_vectors
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    n_seed = len(seed.passage_texts)
+    n_articles = -(-passages // PASSAGES_PER_ARTICLE)
+    sentences_written = 0
+    block = 500  # articles per transaction
+    store.execute("PRAGMA cache_size=-1000000")  # 1 GB: the hash index stays in memory
+    for first_article in range(0, n_articles, block):
+        articles, passage_rows, sentence_rows, vector_rows = [], [], [], []
+        last_article = min(n_articles, first_article + block)
+        for a in range(first_article, last_article):
+            count = min(PASSAGES_PER_ARTICLE, passages - a * PASSAGES_PER_ARTICLE)
+            picks = rng.integers(0, n_seed, count)
+            aid = hashlib.sha256(f"synthetic\x1f{rng_seed}\x1f{a}".encode()).hexdigest()[:16]
+            title = f"{seed.titles[int(picks[0])]} ({a})"
+            p_vecs = _blend(seed.passage_vectors[picks], pool, rng)
+            s_vecs = _blend(np.concatenate([seed.sentence_vectors[p] for p in picks]), pool, rng)
+            text_parts: list[str] = []
+            offset = 0
+            s_idx = 0
+            for pi, p in enumerate(picks.tolist()):
+                first_sentence = s_idx
+                for sentence in seed.sentence_texts[p]:
+                    start = offset
+                    end = start + len(sentence)
+                    h = hashlib.blake2b(f"{sentence}\x1f{aid}\x1f{s_idx}".encode(), digest_size=16)
+                    sentence_rows.append((aid, s_idx, start, end, pi, sentence, h.digest()))
+                    vector_rows.append((h.digest(), s_vecs[s_idx].tobytes()))
+                    text_parts.append(sentence)
+                    offset = end + 1
+                    s_idx += 1
+                body = " ".join(seed.sentence_texts[p])
+                h = hashlib.blake2b(f"{body}\x1f{aid}\x1fp{pi}".encode(), digest_size=16)
+                passage_rows.append((aid, pi, first_sentence, s_idx - 1, body, h.digest()))
+                vector_rows.append((h.digest(), p_vecs[pi].tobytes()))
+            articles.append(
+                (aid, f"synthetic/{a}", SYNTHETIC_COLLECTION, title, " ".join(text_parts), now)
+            )
+            sentences_written += s_idx
+        with store.transaction() as db:
+            db.executemany(
+                "INSERT INTO articles (id, key, collection, title, text, ingested_at)"
+                " VALUES (?,?,?,?,?,?)",
+                articles,
+            )
+            db.executemany("INSERT INTO vectors (hash, vec) VALUES (?, ?)", vector_rows)
+            db.executemany(
+                "INSERT INTO passages (article_id, idx, first, last, text, vec_hash)"
+                " VALUES (?,?,?,?,?,?)",
+                passage_rows,
+            )
+            db.executemany(
+                "INSERT INTO sentences (article_id, idx, start, end, passage_idx, text, vec_hash)"
+                " VALUES (?,?,?,?,?,?,?)",
+                sentence_rows,
+            )
+        if progress:
+            progress(len(passage_rows))
+    return {"articles": n_articles, "passages": passages, "sentences": sentences_written}
+
+
+def rss_mb() -> float:
+    """Resident memory of this process, in MiB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def probe_load(index_dir: Path, queries: np.ndarray) -> dict[str, float | int | str]:
+    """Load saved indexes as a fresh process would; time dense searches; check recall.
+
+    Recall@10 is measured for each unit's index in use against exact search over the same
+    (memory-mapped) vectors, with the given query vectors (real questions, embedded).
+    """
+    from store.index import exact_top, load_indexes, recall_at_k, set_threads
+
+    set_threads()
+    import faiss  # noqa: F401  (imported before the baseline, as a running bot has it)
+    from scipy import sparse  # noqa: F401
+
+    base = rss_mb()
+    current = index_dir / (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    indexes = load_indexes(index_dir, manifest["generation"], manifest["model"])
+    load_s = time.perf_counter() - started
+    if indexes is None:
+        raise RuntimeError(f"no loadable indexes in {index_dir}")
+    out: dict[str, float | int | str] = {
+        "load_s": round(load_s, 3),
+        "rss_base_mb": round(base, 1),
+        "rss_loaded_mb": round(rss_mb(), 1),
+    }
+    for name in ("passages", "sentences"):
+        unit = getattr(indexes, name)
+        index = unit.dense()
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        times = []
+        for row in q:
+            t = time.perf_counter()
+            if unit.dense_info.get("kind") == "flat":
+                # What the retriever does for one question over a flat index.
+                np.argpartition(-(unit.vectors @ row), 9)[:10]
+            else:
+                index.search(row[None, :], 10)
+            times.append(time.perf_counter() - t)
+        truth = exact_top(unit.vectors, q, 10)
+        out[f"{name}_kind"] = str(unit.dense_info.get("kind", type(index).__name__))
+        out[f"{name}_n"] = len(unit.rowids)
+        out[f"{name}_nprobe"] = int(getattr(index, "nprobe", 0))
+        out[f"{name}_search_p50_ms"] = round(float(np.median(times)) * 1000, 3)
+        out[f"{name}_search_p95_ms"] = round(float(np.percentile(times, 95)) * 1000, 3)
+        out[f"{name}_recall10"] = round(recall_at_k(index, q, truth), 4)
+    out["rss_searched_mb"] = round(rss_mb(), 1)
+    return out

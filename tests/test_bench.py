@@ -1,0 +1,157 @@
+"""`qabot bench`: a small run through the real command, its JSON and its table.
+
+Behaviour only: every figure is present and sane (positive times, ratios, recall in [0, 1],
+the index kinds the sizes call for). Timing targets are the benchmark's to report, not a
+test's to assert on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bot.bench_cmd import size_label
+from bot.cli import main
+from store.index import APPROXIMATE_ABOVE, build_dense, dense_kind, exact_top, recall_at_k
+from tests.conftest import SHARED_DATA, need_shared
+
+REQA = SHARED_DATA / "reqa-squad-dev"
+
+
+def test_size_labels() -> None:
+    assert [size_label(n) for n in (1_000_000, 20_000, 1_500)] == ["1m", "20k", "1500"]
+
+
+def test_index_kind_follows_size_and_ivf_meets_recall_target() -> None:
+    assert dense_kind(APPROXIMATE_ABOVE) == "flat"
+    assert dense_kind(APPROXIMATE_ABOVE + 1) == "ivf"
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((200, 32)).astype(np.float32)
+    vectors = centres[rng.integers(0, 200, 20_000)] + 0.3 * rng.standard_normal(
+        (20_000, 32)
+    ).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index, info = build_dense(vectors, "ivf")
+    assert info["kind"] == "ivf" and int(info["nprobe"]) >= 1
+    queries = vectors[:50] + 0.1 * rng.standard_normal((50, 32)).astype(np.float32)
+    truth = exact_top(vectors, queries, 10)
+    # The build-time check said it reaches the target; independent queries agree.
+    assert float(info["recall10"]) >= 0.95
+    assert recall_at_k(index, queries, truth) >= 0.9
+    flat, flat_info = build_dense(vectors[:100])
+    assert flat_info["kind"] == "flat" and flat.ntotal == 100
+
+
+def test_exact_top_matches_a_full_sort_across_blocks() -> None:
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((300_000, 8)).astype(np.float32)
+    queries = rng.standard_normal((3, 8)).astype(np.float32)
+    expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :5]
+    assert np.array_equal(exact_top(vectors, queries, 5), expected)
+
+
+@pytest.mark.slow
+def test_bench_json_has_every_figure_with_sane_values(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    need_shared(REQA)
+    code = main(
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "bench",
+            "--passages",
+            "60000",
+            "--articles",
+            "2",
+            "--questions",
+            "8",
+            "--reqa",
+            str(REQA),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--json",
+        ]
+    )
+    assert code == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in (
+        "ingest_ratio",
+        "ingest_sentences_per_s",
+        "ingest_articles_per_s",
+        "ask_ratio_10k",
+        "ask_p50_ms_10k",
+        "cold_ask_s",
+        "warm_cli_ask_s",
+        "ask_ratio_60k",
+        "ask_p50_ms_60k",
+        "ask_p95_ms_60k",
+        "load_s_60k",
+        "rss_mb_60k",
+        "disk_mb_60k",
+        "build_s_60k",
+    ):
+        value = figures[key]
+        assert isinstance(value, float | int) and math.isfinite(value) and value > 0, key
+    assert figures["ingest_articles"] >= 2 and figures["ingest_texts_embedded"] > 0
+    assert 0.0 <= figures["recall10_60k"] <= 1.0
+    assert 0.0 <= figures["recall10_10k"] <= 1.0 and figures["recall10_10k"] == 1.0
+    assert figures["scale_passages"] == 60_000
+    # 60k passages: both units past the switch point, so approximate indexes, recall-checked.
+    assert figures["dense_60k"]["passages"]["kind"] == "ivf"
+    assert figures["dense_60k"]["sentences"]["kind"] == "ivf"
+    assert figures["dense_10k"]["passages"]["kind"] == "flat"
+    assert figures["ask_p95_ms_60k"] >= figures["ask_p50_ms_60k"]
+    assert figures["answered_10k"] > 0
+
+
+def test_resident_server_gives_the_same_answer_as_asking_directly(tmp_path) -> None:
+    import threading
+
+    from bot.errors import BotError
+    from bot.serve import ask_resident, make_server
+    from retriever.retriever import Retriever
+    from store.db import Store
+    from store.embedding import HashingEmbedder
+    from store.ingest import Ingestor
+    from store.models import RawArticle
+
+    embedder = HashingEmbedder()
+    store = Store(tmp_path / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
+    Ingestor(store, embedder).ingest(
+        [
+            RawArticle(
+                key="harbor.txt",
+                title="Harbor bridge reopens",
+                text="The harbor bridge reopened on Monday after two years of repairs. "
+                "Deputy mayor Sam Lee was the first to cross it on a bicycle.\n\n"
+                "The repairs cost 40 million dollars, the city said.",
+                pre_cleaned=True,
+            )
+        ]
+    )
+    retriever = Retriever(store, embedder, tmp_path / "index")
+    path = tmp_path / "qabot.sock"
+    server = make_server(path, retriever)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        question = "Who was the first to cross the harbor bridge on a bicycle?"
+        served = ask_resident(path, question, k=2, mode="bm25", collections=None)
+        direct = retriever.ask(question, k=2, mode="bm25")
+        assert served is not None
+        assert served.model_dump(exclude={"timings"}) == direct.model_dump(exclude={"timings"})
+        assert "Sam Lee" in served.answers[0].text
+        with pytest.raises(BotError, match="question is empty"):
+            ask_resident(path, "   ", k=2, mode="hybrid", collections=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Nobody listening any more: the caller answers by itself.
+    assert ask_resident(path, "Who?", k=1, mode="hybrid", collections=None) is None
+    assert (
+        ask_resident(tmp_path / "none.sock", "Who?", k=1, mode="hybrid", collections=None) is None
+    )
