@@ -169,7 +169,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 yield from load_file(f)
         for url in urls:
-            yield from _from_url(url, allow_private=args.allow_private)
+            # Feed entries stored already are not fetched again (an edited page is, as a page).
+            yield from _from_url(url, allow_private=args.allow_private, known=app.store.is_known)
 
     total = len(files) + len(urls)
     bar = _progress(total, "ingesting", unit="file") if total > 5 and not args.json else None
@@ -208,14 +209,16 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if (report.added or report.updated or report.unchanged or not report.skipped) else 1
 
 
-def _from_url(url: str, *, allow_private: bool) -> Iterator[RawArticle | SkipSource]:
-    """A page, or every entry of a feed, read from a URL."""
+def _from_url(
+    url: str, *, allow_private: bool, known: Callable[[str], bool] | None = None
+) -> Iterator[RawArticle | SkipSource]:
+    """A page, or every entry of a feed not yet `known`, read from a URL."""
     try:
         from store.web import fetch_articles
     except ImportError:
         yield SkipSource(url, "this qabot cannot read URLs yet")
         return
-    yield from fetch_articles(url, allow_private=allow_private)
+    yield from fetch_articles(url, allow_private=allow_private, known=known)
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:

@@ -242,7 +242,7 @@ class QABot(commands.Bot):
         except Exception:
             log.exception("feed sync failed; will retry next time")
             return
-        log.info("feed sync: %s", report)
+        log.info("feed sync: %s", report.summary())
 
     async def close(self) -> None:
         if self._feed_loop is not None:
