@@ -88,6 +88,65 @@ def stem(tok: str) -> str:
     return tok
 
 
+# Query words whose postings are longer than this take part in the lexical candidates with
+# their HEAD best-weighted documents only (their weight still counts in full in every score):
+# the cost of a question then follows the store's size no more. Under the cap the candidates
+# are exact; the ReQA store (10k sentences) has none this long (its longest: 680).
+HEAD = 1024
+
+
+class Matches:
+    """BM25 scores for one query: exact for any document (`at`), and candidate documents
+    (`docs`, ascending, with `scores`) taken from each query word's postings, or from its
+    HEAD best-weighted documents when it has more. Documents outside `allowed` score 0."""
+
+    def __init__(
+        self,
+        columns: list[tuple[np.ndarray, np.ndarray]],
+        candidates: np.ndarray,
+        allowed: np.ndarray | None = None,
+    ) -> None:
+        self._columns = columns  # per query term: (document ids ascending, weights)
+        self._allowed = allowed
+        docs = np.asarray(candidates, dtype=np.int64)
+        if allowed is not None:
+            docs = docs[allowed[docs]]
+        self.docs = docs
+        self.scores = self.at(docs)
+
+    @classmethod
+    def empty(cls) -> Matches:
+        return cls([], np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The exact scores of these documents (0 where no query word occurs)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros(positions.shape, dtype=np.float32)
+        for ids, weights in self._columns:
+            if ids.size == 0:
+                continue
+            slot = np.minimum(np.searchsorted(ids, positions), ids.size - 1)
+            out += np.where(ids[slot] == positions, weights[slot], 0.0).astype(np.float32)
+        if self._allowed is not None:
+            out[~self._allowed[positions]] = 0.0
+        return out
+
+    def where(self, allowed: np.ndarray) -> Matches:
+        """Only the documents `allowed` (a boolean array over every document) lets through."""
+        mask = allowed if self._allowed is None else allowed & self._allowed
+        return Matches(self._columns, self.docs, mask)
+
+    def top(self, k: int) -> np.ndarray:
+        """The k best-scoring candidates with a positive score (unordered)."""
+        positive = np.flatnonzero(self.scores > 0)
+        if positive.size > k:
+            positive = positive[np.argpartition(-self.scores[positive], k)[:k]]
+        return self.docs[positive]
+
+
 class BM25:
     """A BM25 index over documents numbered 0..n-1."""
 
@@ -98,8 +157,11 @@ class BM25:
         idf: np.ndarray,
         k1: float,
         b: float,
+        heads: dict[int, np.ndarray] | None = None,
     ) -> None:
         self.weights = weights
+        # Columns longer than HEAD: their HEAD best-weighted documents, ascending.
+        self.heads = _heads(weights) if heads is None else heads
         self.vocab = vocab
         self.idf = idf
         self.k1 = k1
@@ -154,6 +216,21 @@ class BM25:
         cols = self.weights[:, terms]
         return np.asarray(cols.sum(axis=1), dtype=np.float32).ravel()
 
+    def matches(self, terms: list[int]) -> Matches:
+        """The query's scores and lexical candidates (see `Matches`): the cost follows the
+        query words' postings up to HEAD each, not the store's size (a dense array of every
+        document's score costs ~20 ms a question at 4.5M sentences)."""
+        if not terms or self.size == 0:
+            return Matches.empty()
+        w = self.weights
+        columns = [
+            (w.indices[w.indptr[t] : w.indptr[t + 1]], w.data[w.indptr[t] : w.indptr[t + 1]])
+            for t in terms
+        ]
+        parts = [self.heads.get(t, ids) for t, (ids, _) in zip(terms, columns, strict=True)]
+        candidates = parts[0] if len(set(terms)) == 1 else np.unique(np.concatenate(parts))
+        return Matches(columns, candidates)
+
     def max_score(self, terms: list[int]) -> float:
         """An upper bound of a document's score: every term matched, at full weight."""
         return float(sum(self.idf[t] for t in terms) * (self.k1 + 1.0))
@@ -176,6 +253,12 @@ class BM25:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         sparse.save_npz(folder / "weights.npz", self.weights, compressed=False)
+        cols = sorted(self.heads)
+        np.save(folder / "head_terms.npy", np.asarray(cols, dtype=np.int64))
+        np.save(
+            folder / "head_docs.npy",
+            np.stack([self.heads[c] for c in cols]) if cols else np.zeros((0, HEAD), np.int32),
+        )
         np.save(folder / "idf.npy", self.idf)
         terms = sorted(self.vocab, key=self.vocab.__getitem__)
         (folder / "vocab.json").write_text(json.dumps(terms), encoding="utf-8")
@@ -193,10 +276,24 @@ class BM25:
             )
         terms = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
         weights = sparse.load_npz(folder / "weights.npz").tocsc()
+        head_docs = np.load(folder / "head_docs.npy")
+        heads = dict(zip(np.load(folder / "head_terms.npy").tolist(), head_docs, strict=True))
         return cls(
             weights,
             {t: i for i, t in enumerate(terms)},
             np.load(folder / "idf.npy"),
             float(params["k1"]),
             float(params["b"]),
+            heads,
         )
+
+
+def _heads(weights: sparse.csc_matrix) -> dict[int, np.ndarray]:
+    """For each column with more than HEAD documents, its HEAD best-weighted, ascending."""
+    lengths = np.diff(weights.indptr)
+    heads = {}
+    for col in np.flatnonzero(lengths > HEAD).tolist():
+        lo, hi = weights.indptr[col], weights.indptr[col + 1]
+        best = np.argpartition(-weights.data[lo:hi], HEAD - 1)[:HEAD]
+        heads[col] = np.sort(weights.indices[lo:hi][best])
+    return heads

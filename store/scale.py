@@ -176,8 +176,9 @@ def rss_mb() -> float:
 def probe_load(index_dir: Path, queries: np.ndarray) -> dict[str, float | int | str]:
     """Load saved indexes as a fresh process would; time dense searches; check recall.
 
-    Recall@10 is measured for each unit's index in use against exact search over the same
-    (memory-mapped) vectors, with the given query vectors (real questions, embedded).
+    Recall@10 is measured for each unit's index in use, as the retriever uses it (its best
+    30, rescored with the exact vectors), against exact search over the same vectors, with
+    the given query vectors (real questions, embedded).
     """
     from store.index import exact_top, load_indexes, recall_at_k, set_threads
 
@@ -221,5 +222,6 @@ def probe_load(index_dir: Path, queries: np.ndarray) -> dict[str, float | int | 
     for name in ("passages", "sentences"):
         unit = getattr(indexes, name)
         truth = exact_top(unit.vectors, q, 10)
-        out[f"{name}_recall10"] = round(recall_at_k(unit.dense(), q, truth), 4)
+        # As the retriever searches: the index's best 30, rescored with the exact vectors.
+        out[f"{name}_recall10"] = round(recall_at_k(unit.dense(), q, truth, unit.vectors), 4)
     return out

@@ -40,8 +40,7 @@ def test_index_kind_follows_size_and_ivf_meets_recall_target() -> None:
     truth = exact_top(vectors, queries, 10)
     # The build-time check said it reaches the target; independent queries agree.
     assert float(info["recall10_check"]) >= 0.95
-    assert int(info["nprobe"]) >= int(info["nprobe_check"])
-    assert recall_at_k(index, queries, truth) >= 0.9
+    assert recall_at_k(index, queries, truth, vectors) >= 0.95
     flat, flat_info = build_dense(vectors[:100])
     assert flat_info["kind"] == "flat" and flat.ntotal == 100
 

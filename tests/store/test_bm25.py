@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from store.bm25 import BM25, tokenize
+from store.bm25 import BM25, HEAD, tokenize
 
 DOCS = [
     "Harbor Bridge\nThe bridge reopened on Monday after two years of repairs.",
@@ -46,3 +47,38 @@ def test_save_and_load_round_trip(bm25: BM25, tmp_path: Path) -> None:
     terms = again.query_terms("bridge cable")
     assert terms == bm25.query_terms("bridge cable")
     assert (again.scores(terms) == bm25.scores(terms)).all()
+
+
+def test_matches_score_only_the_documents_with_a_query_word(bm25: BM25) -> None:
+    terms = bm25.query_terms("Who planted apple trees near the bridge?")
+    every = bm25.scores(terms)
+    found = bm25.matches(terms)
+    # The same scores as scoring every document, for the documents holding a word only.
+    assert found.docs.tolist() == np.flatnonzero(every).tolist()
+    assert np.allclose(found.at(np.arange(len(DOCS))), every)
+    assert found.top(1).tolist() == [int(every.argmax())]
+    assert sorted(found.top(10).tolist()) == found.docs.tolist()
+    # A collection filter drops the others; what is left keeps its scores.
+    allowed = np.zeros(len(DOCS), dtype=bool)
+    allowed[found.docs[-1]] = True
+    kept = found.where(allowed)
+    assert kept.docs.tolist() == [found.docs[-1]] and kept.at(found.docs[:1]).tolist() == [0.0]
+    assert len(bm25.matches(bm25.query_terms("Jupiter"))) == 0
+
+
+def test_a_word_in_very_many_documents_offers_only_its_best_as_candidates(
+    tmp_path: Path,
+) -> None:
+    # "river" is in every document; the short ones weigh it most. "delta" is rare.
+    docs = [f"river {'words ' * (i % 50)}" for i in range(HEAD + 904)] + ["river delta"]
+    bm25 = BM25.build(docs)
+    river = bm25.matches(bm25.query_terms("river"))
+    assert len(river) == HEAD  # the candidates stop at HEAD ...
+    assert river.scores.min() >= np.sort(bm25.scores(bm25.query_terms("river")))[-HEAD]
+    both = bm25.matches(bm25.query_terms("river delta"))
+    assert both.top(1).tolist() == [len(docs) - 1]  # ... the rare word's documents come too,
+    every = bm25.scores(bm25.query_terms("river delta"))
+    assert np.allclose(both.at(np.arange(len(docs))), every)  # and every score is exact.
+    bm25.save(tmp_path / "bm25")
+    again = BM25.load(tmp_path / "bm25").matches(bm25.query_terms("river delta"))
+    assert again.docs.tolist() == both.docs.tolist()
