@@ -12,7 +12,6 @@ Wired into the main parser by `register(subparsers)`. Steps, each reported:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -215,18 +214,11 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
         t = time.perf_counter()
         retriever.indexes()
         out[f"open_s_{label}"] = round(time.perf_counter() - t, 2)
-        # numpy's OpenBLAS threads spin after each product and slow torch's next encode
-        # (~12 ms here), so a process that embeds with torch keeps BLAS on one thread; the
-        # figures with BLAS's default threads are reported beside them.
-        with _blas_threads(1):
-            asks = measure_asks(retriever, embedder, questions)
-        default = measure_asks(retriever, embedder, questions)
+        asks = measure_asks(retriever, embedder, questions)
         out[f"ask_ratio_{label}"] = round(asks.ratio, 3)
         out[f"ask_p50_ms_{label}"] = round(asks.p50, 2)
         out[f"ask_p95_ms_{label}"] = round(asks.p95, 2)
         out[f"encode_p50_ms_{label}"] = round(asks.encode_p50, 2)
-        out[f"ask_ratio_{label}_blas_default"] = round(default.ratio, 3)
-        out[f"ask_p95_ms_{label}_blas_default"] = round(default.p95, 2)
         out[f"answered_{label}"] = round(asks.answered / len(questions), 3)
         del retriever
         store.close()
@@ -245,15 +237,6 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     out["scale_passages"] = args.passages
     out["bench_s"] = round(time.perf_counter() - started, 1)
     return out
-
-
-def _blas_threads(threads: int) -> Any:
-    """Limit numpy's BLAS threads inside a `with` (a no-op without threadpoolctl)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(threads, user_api="blas")
 
 
 def _bar(total: int, quiet: bool) -> Any:

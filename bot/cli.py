@@ -172,8 +172,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             # Feed entries stored already are not fetched again (an edited page is, as a page).
             yield from _from_url(url, allow_private=args.allow_private, known=app.store.is_known)
 
-    total = len(files) + len(urls)
-    bar = _progress(total, "ingesting", unit="file") if total > 5 and not args.json else None
+    # One bar tick per article. A JSON Lines file or a feed holds an unknown number of them:
+    # then, in a terminal, the bar counts articles and their rate instead of a share.
+    unsized = bool(urls) or any(
+        isinstance(f, Path) and f.suffix.lower() in (".json", ".jsonl") for f in files
+    )
+    total = None if unsized else len(files)
+    show = not args.json and (total > 5 if total is not None else sys.stderr.isatty())
+    bar = _progress(total, "ingesting", unit="article") if show else None
     try:
         report = app.ingestor.ingest(
             items(), collection=collection, progress=bar.update if bar else None
@@ -368,7 +374,7 @@ def cmd_votes(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _progress(total: int, desc: str, unit: str) -> Any:
+def _progress(total: int | None, desc: str, unit: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)

@@ -22,6 +22,7 @@ import numpy as np
 
 from retriever.errors import BadQuestionError
 from retriever.models import Answer, AnswerSentence, Mode, Source
+from store.bm25 import Rows
 from store.clean import same_words, words
 from store.db import Store
 from store.embedding import Embedder
@@ -142,13 +143,14 @@ class Retriever:
         started = time.perf_counter()
         question = _check_question(question)
         idx = self.indexes()
-        t0 = time.perf_counter()
-        qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
-        t1 = time.perf_counter()
-        ranked = self._rank(idx, question, qvec, mode, collections)
-        t2 = time.perf_counter()
-        answers = self._select(idx, ranked, k, mode)
-        t3 = time.perf_counter()
+        with _one_blas_thread():
+            t0 = time.perf_counter()
+            qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
+            t1 = time.perf_counter()
+            ranked = self._rank(idx, question, qvec, mode, collections)
+            t2 = time.perf_counter()
+            answers = self._select(idx, ranked, k, mode)
+            t3 = time.perf_counter()
         timings = {
             "embed": (t1 - t0) * 1000,
             "search": (t2 - t1) * 1000,
@@ -266,8 +268,8 @@ class Retriever:
         score = (
             w.sentence_dense * _z(s_dense, s_dense_pop)
             + w.passage_dense * _z(p_dense, p_dense_pop)
-            + w.sentence_bm25 * _z(s_cand_bm, s_bm.at(pop.sentences))
-            + w.passage_bm25 * _z(p_cand_bm, p_bm.at(pop.passages))
+            + w.sentence_bm25 * _z(s_cand_bm, pop.sentence_bm25(s_terms, sent_ok))
+            + w.passage_bm25 * _z(p_cand_bm, pop.passage_bm25(p_terms, pass_ok))
         )
         s_max = max(sents.bm25.max_score(s_terms), 1e-6)
         p_max = max(passes.bm25.max_score(p_terms), 1e-6)
@@ -305,8 +307,8 @@ class Retriever:
 
     def _sample(self, idx: Indexes) -> _Population:
         """The sentences (and their passages) whose scores stand for the whole store in the
-        z-scores, with their vectors copied out once per index generation: gathering them
-        from the memory-mapped matrices cost ~2 ms a question at 45k sentences."""
+        z-scores, with their vectors and BM25 weights copied out once per index generation:
+        gathering them for each question cost ~2 ms at 45k sentences, ~6 ms at 4.5M."""
         cached = self._population
         if cached is not None and cached[0] is idx:
             return cached[1]
@@ -320,6 +322,8 @@ class Retriever:
             passages=passages,
             sentence_vectors=np.ascontiguousarray(idx.sentences.vectors[sample], np.float32),
             passage_vectors=np.ascontiguousarray(idx.passages.vectors[passages], np.float32),
+            sentence_rows=idx.sentences.bm25.rows(sample),
+            passage_rows=idx.passages.bm25.rows(passages),
         )
         self._population = (idx, pop)
         return pop
@@ -420,6 +424,36 @@ class _Population:
     passages: np.ndarray
     sentence_vectors: np.ndarray
     passage_vectors: np.ndarray
+    sentence_rows: Rows
+    passage_rows: Rows
+
+    def sentence_bm25(self, terms: list[int], ok: np.ndarray | None) -> np.ndarray:
+        """The sample's BM25 scores for these terms (0 outside the asked collections)."""
+        scores = self.sentence_rows.scores(terms)
+        return scores if ok is None else np.where(ok[self.sentences], scores, 0.0)
+
+    def passage_bm25(self, terms: list[int], ok: np.ndarray | None) -> np.ndarray:
+        scores = self.passage_rows.scores(terms)
+        return scores if ok is None else np.where(ok[self.passages], scores, 0.0)
+
+
+_BLAS: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """numpy's BLAS on one thread while a question is answered.
+
+    Its products here are small (a few thousand rows), and its idle threads spin for a while
+    after each one, slowing the next question's encode on a 2-core machine: measured by
+    `qabot bench` at a million passages, ask p95 40 ms on one thread against 100 ms with
+    the default two. Entering and leaving costs ~20 us.
+    """
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _check_question(question: str) -> str:

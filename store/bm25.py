@@ -97,26 +97,31 @@ HEAD = 1024
 
 class Matches:
     """BM25 scores for one query: exact for any document (`at`), and candidate documents
-    (`docs`, ascending, with `scores`) taken from each query word's postings, or from its
-    HEAD best-weighted documents when it has more. Documents outside `allowed` score 0."""
+    (`docs`, ascending) taken from each query word's postings, or from its HEAD
+    best-weighted documents when it has more. `scores` beside `docs` sum the weights seen
+    in those lists: exact unless a word's list was cut at HEAD. Documents outside `allowed`
+    score 0."""
 
     def __init__(
         self,
         columns: list[tuple[np.ndarray, np.ndarray]],
-        candidates: np.ndarray,
+        docs: np.ndarray,
+        scores: np.ndarray,
         allowed: np.ndarray | None = None,
     ) -> None:
         self._columns = columns  # per query term: (document ids ascending, weights)
         self._allowed = allowed
-        docs = np.asarray(candidates, dtype=np.int64)
+        docs = np.asarray(docs, dtype=np.int64)
+        scores = np.asarray(scores, dtype=np.float32)
         if allowed is not None:
-            docs = docs[allowed[docs]]
+            keep = allowed[docs]
+            docs, scores = docs[keep], scores[keep]
         self.docs = docs
-        self.scores = self.at(docs)
+        self.scores = scores
 
     @classmethod
     def empty(cls) -> Matches:
-        return cls([], np.zeros(0, dtype=np.int64))
+        return cls([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -137,14 +142,34 @@ class Matches:
     def where(self, allowed: np.ndarray) -> Matches:
         """Only the documents `allowed` (a boolean array over every document) lets through."""
         mask = allowed if self._allowed is None else allowed & self._allowed
-        return Matches(self._columns, self.docs, mask)
+        return Matches(self._columns, self.docs, self.scores, mask)
 
     def top(self, k: int) -> np.ndarray:
-        """The k best-scoring candidates with a positive score (unordered)."""
+        """The k best-scoring documents with a positive score (unordered): the 4k best
+        candidates by `scores`, rescored exactly (`at`) when a list was cut at HEAD."""
         positive = np.flatnonzero(self.scores > 0)
-        if positive.size > k:
-            positive = positive[np.argpartition(-self.scores[positive], k)[:k]]
-        return self.docs[positive]
+        if positive.size <= k:
+            return self.docs[positive]
+        wide = min(positive.size, 4 * k)
+        pick = positive[np.argpartition(-self.scores[positive], wide - 1)[:wide]]
+        exact = self.at(self.docs[pick]) if self._cut else self.scores[pick]
+        return self.docs[pick[np.argpartition(-exact, k - 1)[:k]]]
+
+    @property
+    def _cut(self) -> bool:
+        return any(ids.size > HEAD for ids, _ in self._columns)
+
+
+class Rows:
+    """The BM25 weights of a fixed set of documents: their scores for any query at once."""
+
+    def __init__(self, weights: sparse.csc_matrix) -> None:
+        self.weights = weights
+
+    def scores(self, terms: list[int]) -> np.ndarray:
+        if not terms:
+            return np.zeros(self.weights.shape[0], dtype=np.float32)
+        return np.asarray(self.weights[:, terms].sum(axis=1), dtype=np.float32).ravel()
 
 
 class BM25:
@@ -227,9 +252,24 @@ class BM25:
             (w.indices[w.indptr[t] : w.indptr[t + 1]], w.data[w.indptr[t] : w.indptr[t + 1]])
             for t in terms
         ]
-        parts = [self.heads.get(t, ids) for t, (ids, _) in zip(terms, columns, strict=True)]
-        candidates = parts[0] if len(set(terms)) == 1 else np.unique(np.concatenate(parts))
-        return Matches(columns, candidates)
+        parts = [self._head(t, ids, ws) for t, (ids, ws) in zip(terms, columns, strict=True)]
+        if len(parts) == 1:
+            return Matches(columns, *parts[0])
+        ids = np.concatenate([p[0] for p in parts])
+        docs, inverse = np.unique(ids, return_inverse=True)
+        weights = np.concatenate([p[1] for p in parts])
+        return Matches(columns, docs, np.bincount(inverse, weights=weights))
+
+    def _head(self, term: int, ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A query word's candidate documents (ascending) and its weights in them."""
+        head = self.heads.get(term)
+        if head is None:
+            return ids, weights
+        return head, weights[np.searchsorted(ids, head)]
+
+    def rows(self, positions: np.ndarray) -> Rows:
+        """These documents' weights, to score them for many queries (a fixed sample)."""
+        return Rows(self.weights[np.asarray(positions, dtype=np.int64)].tocsc())
 
     def max_score(self, terms: list[int]) -> float:
         """An upper bound of a document's score: every term matched, at full weight."""

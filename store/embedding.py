@@ -74,7 +74,11 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        enc = self._tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        # Counting is the point, so a text over the window is expected here: verbose=False
+        # keeps transformers from warning about it on the user's terminal.
+        enc = self._tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)[
+            "input_ids"
+        ]
         return [len(ids) for ids in enc]
 
 
