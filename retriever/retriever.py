@@ -368,7 +368,7 @@ class Retriever:
                 end=e["end"],
                 article=infos[e["articles"][0]],
                 also_in=tuple(infos[a] for a in e["articles"][1:]),
-                context_before=e["context_before"],
+                context_before=self._context_before(e),
             )
             for e in chosen
         ]
@@ -381,26 +381,34 @@ class Retriever:
         found = {
             r[0]: r
             for r in self.store.execute(
-                "SELECT s.id, s.article_id, s.idx, s.start, s.end, s.text,"
-                " (SELECT p.text FROM sentences p WHERE p.article_id = s.article_id"
-                "  AND p.idx = s.idx - 1 AND p.passage_idx = s.passage_idx)"
-                f" FROM sentences s WHERE s.id IN ({marks})",
+                "SELECT id, article_id, idx, start, end, text, passage_idx"
+                f" FROM sentences WHERE id IN ({marks})",
                 tuple(rowids),
             )
         }
         out = {}
         for pos, rowid in zip(positions, rowids, strict=True):
             r = found[rowid]
-            text = r[5]
-            context = r[6] if r[6] and _LEANS_BACK.match(text) else None
             out[pos] = {
                 "article_id": r[1],
+                "idx": r[2],
                 "start": r[3],
                 "end": r[4],
-                "text": text,
-                "context_before": context,
+                "text": r[5],
+                "passage_idx": r[6],
+                "context_before": None,
             }
         return out
+
+    def _context_before(self, row: dict[str, Any]) -> str | None:
+        """The sentence before this one in its passage, when this one leans on it."""
+        if row["idx"] == 0 or not _LEANS_BACK.match(row["text"]):
+            return None
+        found = self.store.execute(
+            "SELECT text FROM sentences WHERE article_id = ? AND idx = ? AND passage_idx = ?",
+            (row["article_id"], row["idx"] - 1, row["passage_idx"]),
+        ).fetchone()
+        return found[0] if found else None
 
     def _sources(self, article_ids: set[str]) -> dict[str, Source]:
         if not article_ids:
