@@ -316,15 +316,18 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     """Show what the store holds: articles, sentences, passages, model, size on disk."""
     from bot.app import App
+    from store.index import describe_indexes
 
     app = App(settings)
     stats = app.store.stats()
+    stats.update(describe_indexes(settings.index_dir, app.store.generation))
     stats["data_dir"] = str(settings.data_dir)
     if args.json:
         print(json.dumps(stats))
         return 0
+    width = max(map(len, stats))
     for key, value in stats.items():
-        print(f"{key:>12}: {value}")
+        print(f"{key:>{width}}: {value}")
     return 0
 
 

@@ -365,6 +365,28 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
+    """What the saved indexes for this generation are, for `qabot stats`: per unit, the
+    dense index and its measured recall, or why there is none yet."""
+    try:
+        current = (folder / "CURRENT").read_text(encoding="utf-8").strip()
+        manifest = json.loads((folder / current / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"index": "not built yet (built by the next ask)"}
+    if manifest.get("generation") != generation or manifest.get("version") != INDEX_VERSION:
+        return {"index": "out of date (rebuilt by the next ask)"}
+    out = {}
+    for name, info in manifest.get("dense", {}).items():
+        if info.get("kind") == "ivf":
+            out[f"{name}_index"] = (
+                f"IVF-SQ8 over {info['n']:,} vectors, {info['nlist']} lists, "
+                f"{info['nprobe']} probed, recall@10 {info['recall10_check']} vs exact"
+            )
+        else:
+            out[f"{name}_index"] = f"exact over {info.get('n', 0):,} vectors"
+    return out
+
+
 def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
     """The saved indexes for this generation, or None when missing, stale or unreadable."""
     try:

@@ -142,9 +142,13 @@ def test_reingest_changes_nothing_and_list_stats_forget(
     assert len(report["unchanged"]) == 4 and report["embedded"] == 0
     _, out, _ = run(capsys, "--data-dir", str(shared_store), "list")
     assert "Russian elite units land on Egypt-Libya border  [DEBKA, March 14, 2017" in out
+    run(capsys, "--data-dir", str(shared_store), "ask", "Who led the bridge repair?")
     _, out, _ = run(capsys, "--data-dir", str(shared_store), "stats", "--json")
     stats = json.loads(out)
     assert stats["articles"] == 5 and stats["model"] == "all-MiniLM-L6-v2"
+    # A store this small is searched exactly; stats says so, and over how many vectors.
+    assert stats["sentences_index"] == f"exact over {stats['sentences']:,} vectors"
+    assert stats["passages_index"] == f"exact over {stats['passages']:,} vectors"
 
 
 def test_forget_then_ask_no_longer_quotes_it(
