@@ -87,7 +87,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="build the benchmark stores here and keep them (default: a temporary folder, "
-        "removed afterwards; the 1M store takes ~12 GB)",
+        "removed afterwards; the 1M store takes ~25 GB)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -98,8 +98,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     Ingest and in-process asks are divided by a bare encode of the same texts in the same
     run, so the ratios hold on a noisy machine. The scale store (--passages) has real text
-    and synthetic vectors near real ones. Takes about 2 minutes with --passages 20000 and
-    about 40 with the default million on 2 cores.
+    and synthetic vectors near real ones. Takes about 6 minutes with --passages 20000 and
+    about 26 with the default million on 2 cores.
     """
     if args.passages < 1_000:
         raise BotError(f"--passages {args.passages} is too small to measure; use 1000 or more")
