@@ -251,14 +251,14 @@ class Retriever:
             score = s_bm.at(cand)
             return _sorted(cand, score, score / s_max)
         assert qvec is not None
-        s_dense = np.asarray(sents.vectors[cand] @ qvec, dtype=np.float32)
+        s_dense = np.asarray(sents.rows(cand) @ qvec, dtype=np.float32)
         if mode == "dense":
             return _sorted(cand, s_dense, s_dense)
 
         assert s_bm is not None and p_bm is not None
         w = self.weights
         pos = of_passage[cand]
-        p_dense = np.asarray(passes.vectors[pos] @ qvec, dtype=np.float32)
+        p_dense = np.asarray(passes.rows(pos) @ qvec, dtype=np.float32)
         # Every signal is scaled against the same fixed sample of the store's sentences, so
         # the cost does not grow with the store.
         s_cand_bm, p_cand_bm = s_bm.at(cand), p_bm.at(pos)
@@ -320,8 +320,8 @@ class Retriever:
         pop = _Population(
             sentences=sample,
             passages=passages,
-            sentence_vectors=np.ascontiguousarray(idx.sentences.vectors[sample], np.float32),
-            passage_vectors=np.ascontiguousarray(idx.passages.vectors[passages], np.float32),
+            sentence_vectors=idx.sentences.rows(sample),
+            passage_vectors=idx.passages.rows(passages),
             sentence_rows=idx.sentences.bm25.rows(sample),
             passage_rows=idx.passages.bm25.rows(passages),
         )
