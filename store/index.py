@@ -47,7 +47,8 @@ _RECALL_QUERIES = 200
 _NPROBES = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 # k-means points per list: FAISS's floor is 39 (it warns under it); more only costs time.
 _TRAIN_PER_LIST = 40
-# The retriever searches this deep and rescores the results with the exact vectors.
+# The recall check rescores this many of the index's results exactly; the retriever takes
+# its 100 best as candidates and scores each one (from the decoded codes, `UnitIndex.rows`).
 RESCORE_DEPTH = 30
 
 
