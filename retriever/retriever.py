@@ -396,7 +396,6 @@ class Retriever:
                 "end": r[4],
                 "text": r[5],
                 "passage_idx": r[6],
-                "context_before": None,
             }
         return out
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -78,10 +78,11 @@ class UnitIndex:
         float32 file: at a million passages that file is 8 GB, and an ask that read its few
         hundred candidates from it waited on the disk whenever the page cache had let them go.
         """
+        import faiss
+
         keys = np.ascontiguousarray(positions, dtype=np.int64)
-        index = self.faiss_index
-        if index is not None and isinstance(index, _ivf_types()):
-            return np.asarray(index.reconstruct_batch(keys), dtype=np.float32)
+        if isinstance(self.faiss_index, faiss.IndexIVF):
+            return np.asarray(self.faiss_index.reconstruct_batch(keys), dtype=np.float32)
         return np.ascontiguousarray(self.vectors[keys], dtype=np.float32)
 
 
@@ -196,12 +197,6 @@ def build_dense(
     }
     log.info("built IVF index: %s", info)
     return ivf, info
-
-
-def _ivf_types() -> tuple[type, ...]:
-    import faiss
-
-    return (faiss.IndexIVF,)
 
 
 def _with_direct_map(index: faiss.Index) -> None:
@@ -396,12 +391,17 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _current_manifest(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The folder of the saved generation `CURRENT` points at, and its manifest."""
+    gen_dir = folder / (folder / "CURRENT").read_text(encoding="utf-8").strip()
+    return gen_dir, json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
 def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
     """What the saved indexes for this generation are, for `qabot stats`: per unit, the
     dense index and its measured recall, or why there is none yet."""
     try:
-        current = (folder / "CURRENT").read_text(encoding="utf-8").strip()
-        manifest = json.loads((folder / current / "manifest.json").read_text(encoding="utf-8"))
+        _, manifest = _current_manifest(folder)
     except (OSError, ValueError):
         return {"index": "not built yet (built by the next ask)"}
     if manifest.get("generation") != generation or manifest.get("version") != INDEX_VERSION:
@@ -421,9 +421,7 @@ def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
 def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
     """The saved indexes for this generation, or None when missing, stale or unreadable."""
     try:
-        current = (folder / "CURRENT").read_text(encoding="utf-8").strip()
-        gen_dir = folder / current
-        manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+        gen_dir, manifest = _current_manifest(folder)
         if (manifest["version"], manifest["generation"], manifest["model"]) != (
             INDEX_VERSION,
             generation,
