@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
@@ -28,6 +29,7 @@ SAMPLE_QUESTION = "Where did the Russian elite units land?"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qabot` console script."""
+    _quiet_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -50,6 +52,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _quiet_openmp() -> None:
+    """Let the model's OpenMP threads sleep soon after an encode, unless the user says
+    otherwise (GOMP_SPINCOUNT in the environment wins).
+
+    libgomp's idle threads spin for a long while by default (300,000 rounds). On 2 cores
+    the one left spinning after a question's encode took the core from the search that
+    follows it: measured on a 10k-passage store, the search took 8.7-10.5 ms after an encode
+    against 5.5 ms with 10,000 rounds, and the encode itself was no slower. Read by libgomp
+    when torch and faiss load it, so it is set before anything imports them.
+    """
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
 def build_parser() -> argparse.ArgumentParser:

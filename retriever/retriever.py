@@ -263,11 +263,9 @@ class Retriever:
         # the cost does not grow with the store.
         s_cand_bm, p_cand_bm = s_bm.at(cand), p_bm.at(pos)
         pop = self._sample(idx)
-        s_dense_pop = pop.sentence_vectors @ qvec
-        p_dense_pop = pop.passage_vectors @ qvec
         score = (
-            w.sentence_dense * _z(s_dense, s_dense_pop)
-            + w.passage_dense * _z(p_dense, p_dense_pop)
+            w.sentence_dense * pop.sentence_dense.z(s_dense, qvec)
+            + w.passage_dense * pop.passage_dense.z(p_dense, qvec)
             + w.sentence_bm25 * _z(s_cand_bm, pop.sentence_bm25(s_terms, sent_ok))
             + w.passage_bm25 * _z(p_cand_bm, pop.passage_bm25(p_terms, pass_ok))
         )
@@ -307,8 +305,9 @@ class Retriever:
 
     def _sample(self, idx: Indexes) -> _Population:
         """The sentences (and their passages) whose scores stand for the whole store in the
-        z-scores, with their vectors and BM25 weights copied out once per index generation:
-        gathering them for each question cost ~2 ms at 45k sentences, ~6 ms at 4.5M."""
+        z-scores: their BM25 weights and the moments of their vectors, computed once per
+        index generation (gathering the sample for each question cost ~2 ms at 45k
+        sentences, ~6 ms at 4.5M)."""
         cached = self._population
         if cached is not None and cached[0] is idx:
             return cached[1]
@@ -320,8 +319,8 @@ class Retriever:
         pop = _Population(
             sentences=sample,
             passages=passages,
-            sentence_vectors=idx.sentences.rows(sample),
-            passage_vectors=idx.passages.rows(passages),
+            sentence_dense=_Moments.of(idx.sentences.rows(sample)),
+            passage_dense=_Moments.of(idx.passages.rows(passages)),
             sentence_rows=idx.sentences.bm25.rows(sample),
             passage_rows=idx.passages.bm25.rows(passages),
         )
@@ -356,9 +355,10 @@ class Retriever:
                 # The same fact again: cite this article too, on the sentence already chosen.
                 if row["article_id"] not in repeat["articles"]:
                     repeat["articles"].append(row["article_id"])
-                continue
-            distinct.append((tokens, {**row, "score": score, "articles": [row["article_id"]]}))
-        chosen = [e for _, e in distinct[:k]]
+            elif len(distinct) < k:
+                distinct.append((tokens, {**row, "score": score, "articles": [row["article_id"]]}))
+            # Once k are chosen, the rest only matter as other printings of those k.
+        chosen = [e for _, e in distinct]
         infos = self._sources({a for e in chosen for a in e["articles"]})
         return [
             AnswerSentence(
@@ -424,13 +424,41 @@ class Retriever:
 
 
 @dataclass(frozen=True)
+class _Moments:
+    """The mean and covariance of a sample of vectors: the mean and spread of their cosines
+    to any question follow from these alone (mean . q and q' C q), exactly as if the sample's
+    4,096 vectors were scored, at a tenth of the cost and none of the memory traffic
+    (12 MB read a question for the two samples, which pushed the next steps' data out of
+    the cache)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @classmethod
+    def of(cls, vectors: np.ndarray) -> _Moments:
+        v = np.asarray(vectors, dtype=np.float64)
+        if len(v) == 0:
+            return cls(np.zeros(v.shape[1], np.float32), np.zeros((v.shape[1],) * 2, np.float32))
+        centred = v - v.mean(axis=0)
+        cov = centred.T @ centred / len(v)
+        return cls(v.mean(axis=0).astype(np.float32), cov.astype(np.float32))
+
+    def z(self, values: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+        """`values` (cosines to `qvec`) as z-scores against the sample's cosines to `qvec`."""
+        std = float(np.sqrt(max(float(qvec @ self.cov @ qvec), 0.0)))
+        mean = float(self.mean @ qvec)
+        return (values - mean) / std if std > 1e-9 else values * 0.0
+
+
+@dataclass(frozen=True)
 class _Population:
-    """A fixed sample of the store: positions and their vectors, for the z-scores."""
+    """A fixed sample of the store, for the z-scores: its positions, the moments of its
+    vectors and its BM25 weights."""
 
     sentences: np.ndarray
     passages: np.ndarray
-    sentence_vectors: np.ndarray
-    passage_vectors: np.ndarray
+    sentence_dense: _Moments
+    passage_dense: _Moments
     sentence_rows: Rows
     passage_rows: Rows
 
@@ -511,7 +539,8 @@ def _dense_top(unit: UnitIndex, qvec: np.ndarray, k: int, ok: np.ndarray | None)
             k = min(k, int(ok.sum()))
         if k == 0:
             return np.zeros(0, dtype=np.int64)
-        return np.argpartition(-scores, k - 1)[:k].astype(np.int64)
+        # The k largest without negating a copy of every score first.
+        return np.argpartition(scores, n - k)[n - k :].astype(np.int64)
     q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
     if ok is None:
         _, found = index.search(q, k)

@@ -167,9 +167,14 @@ class Rows:
         self.weights = weights
 
     def scores(self, terms: list[int]) -> np.ndarray:
-        if not terms:
-            return np.zeros(self.weights.shape[0], dtype=np.float32)
-        return np.asarray(self.weights[:, terms].sum(axis=1), dtype=np.float32).ravel()
+        """Each document's score for these terms (repeats count again), summed column by
+        column: scipy's column slicing costs ~0.3 ms a call, more than the sums."""
+        w = self.weights
+        out = np.zeros(w.shape[0], dtype=np.float32)
+        for t in terms:
+            lo, hi = w.indptr[t], w.indptr[t + 1]
+            out[w.indices[lo:hi]] += w.data[lo:hi]  # a column holds each row once
+        return out
 
 
 class BM25:
