@@ -115,6 +115,8 @@ class Retriever:
         self._lock = threading.Lock()
         self._passage_members: tuple[Indexes, np.ndarray, np.ndarray] | None = None
         self._population: tuple[Indexes, _Population] | None = None
+        # Article metadata already read, for the index generation it was read under.
+        self._known_sources: tuple[Indexes, dict[str, Source]] | None = None
 
     # -- indexes ------------------------------------------------------------------------
 
@@ -359,7 +361,7 @@ class Retriever:
                 distinct.append((tokens, {**row, "score": score, "articles": [row["article_id"]]}))
             # Once k are chosen, the rest only matter as other printings of those k.
         chosen = [e for _, e in distinct]
-        infos = self._sources({a for e in chosen for a in e["articles"]})
+        infos = self._sources(idx, {a for e in chosen for a in e["articles"]})
         return [
             AnswerSentence(
                 text=e["text"],
@@ -409,18 +411,26 @@ class Retriever:
         ).fetchone()
         return found[0] if found else None
 
-    def _sources(self, article_ids: set[str]) -> dict[str, Source]:
-        if not article_ids:
-            return {}
-        marks = ",".join("?" * len(article_ids))
-        return {
-            r[0]: Source(id=r[0], title=r[1], publisher=r[2], url=r[3], published=r[4], source=r[5])
+    def _sources(self, idx: Indexes, article_ids: set[str]) -> dict[str, Source]:
+        """The sources of these articles, each read from SQLite once per index generation
+        (every write to the store starts a new one), so a store of millions does not read a
+        row per cited article per question."""
+        cached = self._known_sources
+        if cached is None or cached[0] is not idx:
+            cached = self._known_sources = (idx, {})
+        known = cached[1]
+        missing = tuple(a for a in article_ids if a not in known)
+        if missing:
+            marks = ",".join("?" * len(missing))
             for r in self.store.execute(
                 "SELECT id, title, publisher, url, published, source FROM articles"
                 f" WHERE id IN ({marks})",
-                tuple(article_ids),
-            )
-        }
+                missing,
+            ):
+                known[r[0]] = Source(
+                    id=r[0], title=r[1], publisher=r[2], url=r[3], published=r[4], source=r[5]
+                )
+        return {a: known[a] for a in article_ids}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 Unit = Literal["sentences", "passages"]
 DenseKind = Literal["flat", "ivf"]
-INDEX_VERSION = 4
+INDEX_VERSION = 5  # 5: BM25 heads carry their weights
 # Up to this many vectors the search is exact (a matrix-vector product); above it an IVF
 # index. Measured on 2 cores (`qabot bench`, 384-d MiniLM-like vectors): the product costs
 # ~0.09 ms per 1k vectors on one BLAS thread (45k sentences: 4.0 ms; 2.2 ms on two threads,
