@@ -370,46 +370,53 @@ class Retriever:
                 end=e["end"],
                 article=infos[e["articles"][0]],
                 also_in=tuple(infos[a] for a in e["articles"][1:]),
-                context_before=self._context_before(e),
+                context_before=self._context_before(idx, e),
             )
             for e in chosen
         ]
 
     def _sentence_rows(self, idx: Indexes, positions: list[int]) -> dict[int, dict[str, Any]]:
-        if not positions:
-            return {}
-        rowids = idx.sentences.rowids[positions].tolist()
-        marks = ",".join("?" * len(rowids))
-        found = {
-            r[0]: r
-            for r in self.store.execute(
-                "SELECT id, article_id, idx, start, end, text, passage_idx"
-                f" FROM sentences WHERE id IN ({marks})",
-                tuple(rowids),
-            )
-        }
-        out = {}
-        for pos, rowid in zip(positions, rowids, strict=True):
-            r = found[rowid]
-            out[pos] = {
-                "article_id": r[1],
-                "idx": r[2],
-                "start": r[3],
-                "end": r[4],
-                "text": r[5],
-                "passage_idx": r[6],
+        """What answers need of these sentences, from the indexes' text table (no SQLite)."""
+        sents = idx.sentences
+        assert sents.texts is not None and sents.start is not None and sents.end is not None
+        at = np.asarray(positions, dtype=np.int64)
+        columns = zip(
+            positions,
+            sents.article[at].tolist(),
+            sents.position[at].tolist(),
+            sents.start[at].tolist(),
+            sents.end[at].tolist(),
+            sents.texts.get(positions),
+            strict=True,
+        )
+        return {
+            pos: {
+                "pos": pos,
+                "article_id": idx.article_ids[article],
+                "idx": i,
+                "start": start,
+                "end": end,
+                "text": text,
             }
-        return out
+            for pos, article, i, start, end, text in columns
+        }
 
-    def _context_before(self, row: dict[str, Any]) -> str | None:
+    def _context_before(self, idx: Indexes, row: dict[str, Any]) -> str | None:
         """The sentence before this one in its passage, when this one leans on it."""
+        pos = row["pos"]
         if row["idx"] == 0 or not _LEANS_BACK.match(row["text"]):
             return None
-        found = self.store.execute(
-            "SELECT text FROM sentences WHERE article_id = ? AND idx = ? AND passage_idx = ?",
-            (row["article_id"], row["idx"] - 1, row["passage_idx"]),
-        ).fetchone()
-        return found[0] if found else None
+        sents, of_passage = idx.sentences, idx.sentence_passage
+        # Sentences are in article order, so the one before sits at the position before.
+        same_passage = (
+            sents.article[pos - 1] == sents.article[pos]
+            and sents.position[pos - 1] == row["idx"] - 1
+            and of_passage[pos - 1] == of_passage[pos]
+        )
+        if not same_passage:
+            return None
+        assert sents.texts is not None
+        return sents.texts.get([pos - 1])[0]
 
     def _sources(self, idx: Indexes, article_ids: set[str]) -> dict[str, Source]:
         """The sources of these articles, each read from SQLite once per index generation

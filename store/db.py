@@ -380,15 +380,19 @@ class Store:
 
     # -- bulk reads for the derived indexes ----------------------------------------------
 
-    def iter_units(self, table: str) -> Iterator[tuple[int, str, str, str, str, int, bytes]]:
-        """Every sentence or passage: rowid, article id, collection, title, text, index, vector."""
+    def iter_units(
+        self, table: str
+    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int]]:
+        """Every sentence or passage: rowid, article id, collection, title, text, index,
+        vector, and its span (a sentence's start and end offsets in the article's text, a
+        passage's first and last sentence)."""
         if table not in ("sentences", "passages"):
             raise ValueError(table)
-        order = "idx"
+        span = "u.start, u.end" if table == "sentences" else "u.first, u.last"
         yield from self._db.execute(
-            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec"
+            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec, {span}"
             f" FROM {table} u JOIN articles a ON a.id = u.article_id"
-            f" JOIN vectors v ON v.hash = u.vec_hash ORDER BY u.article_id, u.{order}"
+            f" JOIN vectors v ON v.hash = u.vec_hash ORDER BY u.article_id, u.idx"
         )
 
     def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import mmap
 import os
 import shutil
 import tempfile
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Unit = Literal["sentences", "passages"]
 DenseKind = Literal["flat", "ivf"]
-INDEX_VERSION = 5  # 5: BM25 heads carry their weights
+INDEX_VERSION = 6  # 5: BM25 heads carry their weights; 6: sentence texts and spans
 # Up to this many vectors the search is exact (a matrix-vector product); above it an IVF
 # index. Measured on 2 cores (`qabot bench`, 384-d MiniLM-like vectors): the product costs
 # ~0.09 ms per 1k vectors on one BLAS thread (45k sentences: 4.0 ms; 2.2 ms on two threads,
@@ -64,6 +65,10 @@ class UnitIndex:
     faiss_index: faiss.Index | None = None
     # How the dense index was built and what its recall check found (see `build_dense`).
     dense_info: dict[str, float | int | str] = field(default_factory=dict)
+    # Sentences only: what an answer quotes, so that quoting needs no SQLite read.
+    texts: TextTable | None = None
+    start: np.ndarray | None = None  # int32: offsets in the article's cleaned text
+    end: np.ndarray | None = None
 
     def dense(self) -> faiss.Index:
         if self.faiss_index is None:
@@ -84,6 +89,53 @@ class UnitIndex:
         if isinstance(self.faiss_index, faiss.IndexIVF):
             return np.asarray(self.faiss_index.reconstruct_batch(keys), dtype=np.float32)
         return np.ascontiguousarray(self.vectors[keys], dtype=np.float32)
+
+
+class TextTable:
+    """Texts by position: one UTF-8 file (memory-mapped once saved) and the offsets into it.
+
+    An answer's sentences are read from here instead of from SQLite rows: at a million
+    passages those rows sit in a 14 GB file that the page cache cannot hold, and an ask that
+    read its few dozen candidates' rows waited ~7 ms on the disk. This file is ~130 bytes a
+    sentence (0.6 GB at 4.5M sentences), and its pages are asked for in advance on load.
+    """
+
+    def __init__(self, data: bytes | mmap.mmap, offsets: np.ndarray) -> None:
+        self.data = data
+        self.offsets = offsets  # int64, len(texts) + 1
+
+    @classmethod
+    def of(cls, texts: list[str]) -> TextTable:
+        encoded = [t.encode("utf-8") for t in texts]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        return cls(b"".join(encoded), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, positions: list[int]) -> list[str]:
+        """The texts at these positions, in order."""
+        at = np.asarray(positions, dtype=np.int64)
+        data = self.data
+        return [
+            data[lo:hi].decode("utf-8")
+            for lo, hi in zip(self.offsets[at].tolist(), self.offsets[at + 1].tolist(), strict=True)
+        ]
+
+    def save(self, stem: Path) -> None:
+        stem.with_name(stem.name + ".text").write_bytes(self.data)
+        np.save(stem.with_name(stem.name + ".text_offsets.npy"), self.offsets)
+
+    @classmethod
+    def load(cls, stem: Path) -> TextTable:
+        offsets = np.load(stem.with_name(stem.name + ".text_offsets.npy"))
+        with open(stem.with_name(stem.name + ".text"), "rb") as f:
+            if int(offsets[-1]) == 0:
+                return cls(b"", offsets)
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        data.madvise(mmap.MADV_WILLNEED)  # read ahead in the background; returns at once
+        return cls(data, offsets)
 
 
 @dataclass
@@ -272,13 +324,13 @@ def recall_at_k(
 def _unit_from_store(
     store: Store, table: Unit, article_pos: dict[str, int]
 ) -> tuple[UnitIndex, list[tuple[str, int]]]:
-    rowids, article, position, docs, keys = [], [], [], [], []
+    rowids, article, position, docs, keys, texts, spans = [], [], [], [], [], [], []
     dim = store.dim
     # Filled in place: a list of per-row byte strings joined at the end would hold every
     # vector twice, 15 GB at a million passages' five million sentences.
     count = store.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     matrix = np.empty((count, dim), dtype=np.float32)
-    for row, (rowid, article_id, _collection, title, text, idx, vec) in enumerate(
+    for row, (rowid, article_id, _collection, title, text, idx, vec, first, last) in enumerate(
         store.iter_units(table)
     ):
         if row == len(matrix):  # rows added since the count (an ingest in another process)
@@ -292,6 +344,9 @@ def _unit_from_store(
         # alike, so the sentence that says the thing still outranks its neighbours.
         docs.append(f"{title}\n{text}")
         keys.append((article_id, idx))
+        if table == "sentences":
+            texts.append(text)
+            spans.append((first, last))
     matrix = matrix[: len(rowids)]  # rows written between the count and the read don't exist
     unit = UnitIndex(
         rowids=np.asarray(rowids, dtype=np.int64),
@@ -301,6 +356,9 @@ def _unit_from_store(
         bm25=BM25.build(docs),
         dense_info={"kind": dense_kind(len(rowids)), "n": len(rowids)},
     )
+    if table == "sentences":
+        span = np.asarray(spans, dtype=np.int32).reshape(-1, 2)
+        unit.texts, unit.start, unit.end = TextTable.of(texts), span[:, 0].copy(), span[:, 1].copy()
     return unit, keys
 
 
@@ -360,6 +418,10 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             np.save(tmp / f"{name}.position.npy", unit.position)
             np.save(tmp / f"{name}.vectors.npy", unit.vectors)
             unit.bm25.save(tmp / f"{name}.bm25")
+            if unit.texts is not None and unit.start is not None and unit.end is not None:
+                unit.texts.save(tmp / name)
+                np.save(tmp / f"{name}.start.npy", unit.start)
+                np.save(tmp / f"{name}.end.npy", unit.end)
             # A flat index is the vectors themselves, rebuilt on load in milliseconds.
             if dense_kind(len(unit.rowids)) != "flat":
                 faiss.write_index(unit.dense(), str(tmp / f"{name}.faiss"))
@@ -428,7 +490,7 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
             model,
         ):
             return None
-        units = {}
+        units: dict[str, UnitIndex] = {}
         for name in ("sentences", "passages"):
             faiss_file = gen_dir / f"{name}.faiss"
             faiss_index = None
@@ -449,6 +511,11 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
                 faiss_index=faiss_index,
                 dense_info=dict(manifest.get("dense", {}).get(name, {})),
             )
+            if name == "sentences":
+                unit = units[name]
+                unit.texts = TextTable.load(gen_dir / name)
+                unit.start = np.load(gen_dir / f"{name}.start.npy")
+                unit.end = np.load(gen_dir / f"{name}.end.npy")
         return Indexes(
             generation=generation,
             article_ids=list(manifest["article_ids"]),

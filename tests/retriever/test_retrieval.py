@@ -64,3 +64,30 @@ def test_unanswerable_question_abstains(news: Retriever, question: str) -> None:
     assert answer.abstained and answer.answers == ()
     ranked = news.rank([question])[0]
     assert news.abstains(ranked) and ranked.positions.size > 0  # ranked, yet not answered
+
+
+def test_quotes_come_from_the_stored_text_with_the_sentence_they_lean_on(
+    tmp_path: Path, real_embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from store.models import RawArticle
+
+    store = _store(tmp_path, real_embedder)
+    text = (
+        "The Harwick footbridge reopened on Monday after two years of repairs.\n\n"
+        "Maria Okafor was the chief engineer of the city. "
+        "She led the repair crew of forty welders through two winters."
+    )
+    Ingestor(store, real_embedder).ingest(
+        [RawArticle(key="harwick", text=text, title="Harwick footbridge reopens")]
+    )
+    for _ in range(2):  # indexes built from SQLite, then the saved ones loaded
+        retriever = Retriever(store, real_embedder, tmp_path / "index")
+        answer = retriever.ask("Who led the repair crew?", k=2)
+        first = answer.answers[0]
+        assert first.text.startswith("She led the repair crew")
+        stored = store.execute("SELECT text FROM articles").fetchone()[0]
+        assert stored[first.start : first.end] == first.text
+        assert first.context_before == "Maria Okafor was the chief engineer of the city."
+        others = [a for a in answer.answers[1:] if a.text.startswith("The Harwick")]
+        # The first sentence of an article has nothing before it to lean on.
+        assert all(a.context_before is None for a in others)
