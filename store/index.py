@@ -111,9 +111,6 @@ class TextTable:
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
         return cls(b"".join(encoded), offsets)
 
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
     def get(self, positions: list[int]) -> list[str]:
         """The texts at these positions, in order."""
         at = np.asarray(positions, dtype=np.int64)
