@@ -403,9 +403,9 @@ class Retriever:
 
     def _context_before(self, idx: Indexes, row: dict[str, Any]) -> str | None:
         """The sentence before this one in its passage, when this one leans on it."""
-        pos = row["pos"]
         if row["idx"] == 0 or not _LEANS_BACK.match(row["text"]):
             return None
+        pos = row["pos"]
         sents, of_passage = idx.sentences, idx.sentence_passage
         # Sentences are in article order, so the one before sits at the position before.
         same_passage = (
@@ -456,9 +456,9 @@ class _Moments:
         v = np.asarray(vectors, dtype=np.float64)
         if len(v) == 0:
             return cls(np.zeros(v.shape[1], np.float32), np.zeros((v.shape[1],) * 2, np.float32))
-        centred = v - v.mean(axis=0)
-        cov = centred.T @ centred / len(v)
-        return cls(v.mean(axis=0).astype(np.float32), cov.astype(np.float32))
+        mean = v.mean(axis=0)
+        centred = v - mean
+        return cls(mean.astype(np.float32), (centred.T @ centred / len(v)).astype(np.float32))
 
     def z(self, values: np.ndarray, qvec: np.ndarray) -> np.ndarray:
         """`values` (cosines to `qvec`) as z-scores against the sample's cosines to `qvec`."""
