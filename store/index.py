@@ -51,9 +51,6 @@ _TRAIN_PER_LIST = 40
 # The recall check rescores this many of the index's results exactly; the retriever takes
 # its 100 best as candidates and scores each one (from the decoded codes, `UnitIndex.rows`).
 RESCORE_DEPTH = 30
-# From this many lists on, the IVF finds a question's lists through an HNSW graph over its
-# centroids (`_route_by_graph`); below it the flat comparison costs 0.3 ms or less.
-GRAPH_QUANTIZER_FROM = 2048
 
 
 @dataclass
@@ -187,11 +184,7 @@ def ivf_lists(n: int) -> int:
 
 
 def build_dense(
-    vectors: np.ndarray,
-    kind: DenseKind | None = None,
-    *,
-    seed: int = 0,
-    graph_from: int = GRAPH_QUANTIZER_FROM,
+    vectors: np.ndarray, kind: DenseKind | None = None, *, seed: int = 0
 ) -> tuple[faiss.Index, dict[str, float | int | str]]:
     """The FAISS index `dense_kind` picks for these normalised vectors, and how it was built.
 
@@ -225,7 +218,6 @@ def build_dense(
     ivf.train(np.ascontiguousarray(vectors[train], dtype=np.float32))
     for start in range(0, n, 262_144):  # bounded temporaries on multi-GB mmapped inputs
         ivf.add(np.ascontiguousarray(vectors[start : start + 262_144], dtype=np.float32))
-    graph = _route_by_graph(ivf) if nlist >= graph_from else None
     _with_direct_map(ivf)
     trained = time.perf_counter() - started
     queries = recall_queries(vectors, _RECALL_QUERIES, rng)
@@ -233,8 +225,6 @@ def build_dense(
     recall = 0.0
     for nprobe in _NPROBES:
         ivf.nprobe = min(nprobe, nlist)
-        if graph is not None:
-            graph.hnsw.efSearch = max(64, 4 * ivf.nprobe)
         recall = recall_at_k(ivf, queries, truth, vectors)
         if recall >= RECALL_TARGET + _RECALL_MARGIN or ivf.nprobe == nlist:
             break
@@ -251,36 +241,12 @@ def build_dense(
         "n": n,
         "nlist": nlist,
         "nprobe": int(ivf.nprobe),
-        "quantizer": "flat" if graph is None else "hnsw",
         "recall10_check": round(recall, 4),
         "build_s": round(trained, 2),
         "check_s": round(time.perf_counter() - started - trained, 2),
     }
     log.info("built IVF index: %s", info)
     return ivf, info
-
-
-def _route_by_graph(ivf: faiss.IndexIVF) -> faiss.IndexHNSWFlat:
-    """Find a question's nearest lists through an HNSW graph over the IVF's centroids instead
-    of comparing it with every centroid.
-
-    The flat comparison reads every centroid a question: at 8,192 lists that is 12.6 MB, the
-    largest single cost of a search. Measured on 1M sentence-like vectors in 4,096 lists, one
-    query at a time on one core, 200 SQuAD questions (search 100, rescored, recall@10):
-    nprobe 8 took 0.69 ms flat and 0.23-0.35 ms through the graph (efSearch 32-128); recall
-    0.938 flat and 0.930-0.936 through the graph, 0.957-0.961 at nprobe 16. The lists and
-    codes are the same; the build's recall check picks nprobe with the graph in place.
-    """
-    import faiss
-
-    flat = faiss.downcast_index(ivf.quantizer)
-    graph = faiss.IndexHNSWFlat(ivf.d, 32, faiss.METRIC_INNER_PRODUCT)
-    graph.hnsw.efConstruction = 80
-    graph.add(flat.reconstruct_n(0, ivf.nlist))
-    ivf.quantizer = graph
-    ivf.own_fields = True  # the IVF frees the graph; Python lets go of it
-    graph.this.disown()  # type: ignore[attr-defined]
-    return graph
 
 
 def _with_direct_map(index: faiss.Index) -> None:
@@ -505,9 +471,7 @@ def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
         if info.get("kind") == "ivf":
             out[f"{name}_index"] = (
                 f"IVF-SQ8 over {info['n']:,} vectors, {info['nlist']} lists, "
-                f"{info['nprobe']} probed"
-                + (" (found through a graph)" if info.get("quantizer") == "hnsw" else "")
-                + f", recall@10 {info['recall10_check']} vs exact"
+                f"{info['nprobe']} probed, recall@10 {info['recall10_check']} vs exact"
             )
         else:
             out[f"{name}_index"] = f"exact over {info.get('n', 0):,} vectors"
