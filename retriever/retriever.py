@@ -259,11 +259,13 @@ class Retriever:
 
         assert s_bm is not None and p_bm is not None
         w = self.weights
-        pos = of_passage[cand]
-        p_dense = np.asarray(passes.rows(pos) @ qvec, dtype=np.float32)
+        # Candidates share passages (~400 sentences in ~100): each passage is decoded and
+        # looked up once.
+        pos, of_pos = np.unique(of_passage[cand], return_inverse=True)
+        p_dense = np.asarray(passes.rows(pos) @ qvec, dtype=np.float32)[of_pos]
         # Every signal is scaled against the same fixed sample of the store's sentences, so
         # the cost does not grow with the store.
-        s_cand_bm, p_cand_bm = s_bm.at(cand), p_bm.at(pos)
+        s_cand_bm, p_cand_bm = s_bm.at(cand), p_bm.at(pos)[of_pos]
         pop = self._sample(idx)
         score = (
             w.sentence_dense * pop.sentence_dense.z(s_dense, qvec)
