@@ -49,6 +49,25 @@ def test_save_and_load_round_trip(bm25: BM25, tmp_path: Path) -> None:
     assert (again.scores(terms) == bm25.scores(terms)).all()
 
 
+def test_an_index_saved_by_an_earlier_version_still_loads(bm25: BM25, tmp_path: Path) -> None:
+    """Before 2026-12-02 the weights were one .npz file; such a saved index keeps working."""
+    import json
+
+    from scipy import sparse
+
+    folder = tmp_path / "bm25"
+    bm25.save(folder)
+    for part in ("data", "indices", "indptr"):
+        (folder / f"weights.{part}.npy").unlink()
+    sparse.save_npz(folder / "weights.npz", bm25.weights, compressed=False)
+    params = json.loads((folder / "params.json").read_text())
+    del params["shape"]
+    (folder / "params.json").write_text(json.dumps(params))
+    again = BM25.load(folder)
+    terms = bm25.query_terms("bridge cable")
+    assert (again.scores(terms) == bm25.scores(terms)).all()
+
+
 def test_matches_score_only_the_documents_with_a_query_word(bm25: BM25) -> None:
     terms = bm25.query_terms("Who planted apple trees near the bridge?")
     every = bm25.scores(terms)
