@@ -103,7 +103,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     Ingest and in-process asks are divided by a bare encode of the same texts in the same
     run, so the ratios hold on a noisy machine. The scale store (--passages) has real text
     and synthetic vectors near real ones. Takes about 6 minutes with --passages 20000 and
-    about 26 with the default million on 2 cores.
+    about 30 with the default million on 2 cores.
     """
     if args.passages < 1_000:
         raise BotError(f"--passages {args.passages} is too small to measure; use 1000 or more")
