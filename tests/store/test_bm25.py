@@ -101,3 +101,16 @@ def test_a_word_in_very_many_documents_offers_only_its_best_as_candidates(
     bm25.save(tmp_path / "bm25")
     again = BM25.load(tmp_path / "bm25").matches(bm25.query_terms("river delta"))
     assert again.docs.tolist() == both.docs.tolist()
+
+
+def test_rows_score_a_fixed_set_of_documents_as_the_whole_index_does() -> None:
+    """The z-scores' sample: any positions, unsorted and repeated, each scored exactly."""
+    rng = np.random.default_rng(5)
+    words = ["bridge", "cable", "harbor", "orchard", "apple", "tree", "crew", "repair", "monday"]
+    docs = [" ".join(rng.choice(words, size=int(rng.integers(1, 8)))) for _ in range(500)]
+    index = BM25.build(docs)
+    positions = np.array([499, 3, 3, 0, 250, 17, 499, 42])
+    rows = index.rows(positions)
+    for query in ("bridge cable repair", "apple apple tree", "crew"):
+        terms = index.query_terms(query)
+        np.testing.assert_allclose(rows.scores(terms), index.scores(terms)[positions], rtol=1e-6)
