@@ -26,7 +26,7 @@ from store.bm25 import Rows
 from store.clean import same_words, words
 from store.db import Store
 from store.embedding import Embedder
-from store.index import Indexes, UnitIndex, open_indexes
+from store.index import Indexes, UnitIndex, open_indexes, sample_rows, stats_sample
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,6 @@ class Weights:
     abstain_below: float = 0.69
     # Further answers must reach at least this fraction of the first one's confidence.
     relative_floor: float = 0.8
-
-
-# Population statistics for the z-scores come from at most this many sentences (a fixed,
-# evenly spread sample), so a question costs the same on a store of millions.
-_STATS_SAMPLE = 4096
 
 
 @dataclass
@@ -298,8 +293,10 @@ class Retriever:
         cached = self._passage_members
         if cached is None or cached[0] is not idx:
             order = np.argsort(idx.sentence_passage, kind="stable")
-            bounds = np.searchsorted(
-                idx.sentence_passage[order], np.arange(len(idx.passages.rowids) + 1)
+            bounds = np.zeros(len(idx.passages.rowids) + 1, dtype=np.int64)
+            np.cumsum(
+                np.bincount(idx.sentence_passage, minlength=len(idx.passages.rowids)),
+                out=bounds[1:],
             )
             cached = self._passage_members = (idx, order, bounds)
         _, order, bounds = cached
@@ -315,18 +312,16 @@ class Retriever:
         cached = self._population
         if cached is not None and cached[0] is idx:
             return cached[1]
-        n = len(idx.sentences.rowids)
-        sample = (
-            np.arange(n) if n <= _STATS_SAMPLE else np.linspace(0, n - 1, _STATS_SAMPLE)
-        ).astype(np.int64)
+        sample = stats_sample(len(idx.sentences.rowids))
         passages = idx.sentence_passage[sample].astype(np.int64)
+        sentence_rows, passage_rows = idx.sample_rows or sample_rows(idx)
         pop = _Population(
             sentences=sample,
             passages=passages,
             sentence_dense=_Moments.of(idx.sentences.rows(sample)),
             passage_dense=_Moments.of(idx.passages.rows(passages)),
-            sentence_rows=idx.sentences.bm25.rows(sample),
-            passage_rows=idx.passages.bm25.rows(passages),
+            sentence_rows=sentence_rows,
+            passage_rows=passage_rows,
         )
         self._population = (idx, pop)
         return pop

@@ -158,6 +158,31 @@ def test_indexes_follow_the_store_and_rebuild_when_stale_or_broken(
     np.testing.assert_array_equal(third.sentences.rowids, build_indexes(store).sentences.rowids)
 
 
+def test_saved_indexes_carry_the_z_score_sample_so_a_first_question_need_not_gather_it(
+    store: Store, tmp_path: Path
+) -> None:
+    from store.index import sample_rows
+
+    Ingestor(store, HashingEmbedder()).ingest([article()])
+    folder = tmp_path / "index"
+    open_indexes(store, folder)  # built and saved
+    loaded = open_indexes(store, folder)  # read back
+    assert loaded.sample_rows is not None
+    gathered = sample_rows(loaded)
+    for unit, saved, fresh in zip(
+        (loaded.sentences, loaded.passages), loaded.sample_rows, gathered, strict=True
+    ):
+        terms = unit.bm25.query_terms("bridge reopened cables Monday")
+        assert terms
+        np.testing.assert_array_equal(saved.scores(terms), fresh.scores(terms))
+        assert saved.scores(terms).max() > 0
+    # Saved before the sample was: the files are missing and it is gathered on use instead.
+    current = folder / (folder / "CURRENT").read_text()
+    for name in ("sentences", "passages"):
+        (current / f"sample.{name}.npz").unlink()
+    assert open_indexes(store, folder).sample_rows is None
+
+
 def test_store_refuses_another_model(tmp_path: Path) -> None:
     path = tmp_path / "qabot.sqlite3"
     Store(path, model="hashing-64", dim=64).close()
