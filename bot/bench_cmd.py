@@ -254,25 +254,20 @@ def _size_mb(folder: Path) -> float:
 
 def _probe_load(index_dir: Path, queries: Path) -> dict[str, Any]:
     """Load the indexes in a fresh Python process (no model, no torch) and probe them."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.bench_cmd", "probe-load", str(index_dir), str(queries)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    if done.returncode != 0:
-        raise BotError(f"the load probe failed: {done.stderr.strip()[-500:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return _run_probe("probe-load", index_dir, queries)
 
 
 def _probe_asks(data_dir: Path, questions: list[str], qfile: Path) -> dict[str, Any]:
     """Time asks as a bot that has just started on this data folder sees them: in a fresh
     process that loads the model and the indexes once, then asks (see `probe_asks`)."""
     qfile.write_text(json.dumps(questions), encoding="utf-8")
+    return _run_probe("probe-asks", data_dir, qfile)
+
+
+def _run_probe(probe: str, folder: Path, inputs: Path) -> dict[str, Any]:
+    """`python -m bot.bench_cmd PROBE FOLDER INPUTS` in a fresh process; its JSON line."""
     done = subprocess.run(
-        [sys.executable, "-m", "bot.bench_cmd", "probe-asks", str(data_dir), str(qfile)],
+        [sys.executable, "-m", "bot.bench_cmd", probe, str(folder), str(inputs)],
         capture_output=True,
         text=True,
         check=False,
@@ -280,7 +275,7 @@ def _probe_asks(data_dir: Path, questions: list[str], qfile: Path) -> dict[str, 
         env=_cli_env(),
     )
     if done.returncode != 0:
-        raise BotError(f"the ask probe failed: {done.stderr.strip()[-500:]}")
+        raise BotError(f"the {probe} probe failed: {done.stderr.strip()[-500:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
