@@ -262,7 +262,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if answer is None:
         from bot.app import App
 
-        app = App(settings, fast_queries=True)
+        app = App(settings)
         answer = app.retriever.ask(question, k=k, mode=args.mode, collections=args.collection)
     if args.json:
         print(json.dumps(answer.to_json_dict(), ensure_ascii=False))

@@ -111,6 +111,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     hash of the files and the model), asks the questions, and prints MRR, R@1/5/10, how
     often it abstained, and per-question latency p50/p95.
     """
+    from bot.app import query_embedder
     from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
     from retriever.retriever import Retriever
     from store.db import Store
@@ -154,7 +155,10 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
             f"({mapping.exact}/{mapping.articles} articles kept verbatim, "
             f"{mapping.dropped_sentences} repeated sentences dropped by cleaning)"
         )
-        retriever = Retriever(store, embedder, data_dir / "index")
+        # Questions go through the same embedder as in `qabot ask` and the bot.
+        retriever = Retriever(
+            store, query_embedder(settings.model, lambda: embedder), data_dir / "index"
+        )
         retriever.indexes()
         modes = list(MODES) if args.compare else [args.mode]
         results: dict[str, dict[str, float | int]] = {}

@@ -59,10 +59,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )
-    app = App(settings, fast_queries=True)
+    app = App(settings)
     retriever = app.retriever
     retriever.indexes()
-    app.embedder.encode(["warm up"])
+    retriever.embedder.encode(["warm up"])
     path = socket_path(settings)
     server = make_server(path, retriever)
     print(f"qabot serving {settings.data_dir} on {path}; Ctrl-C stops it", file=sys.stderr)

