@@ -261,10 +261,11 @@ def build_indexes(data_dir: Path) -> dict[str, Any]:
     """Open (so build and save) the indexes of `data_dir`'s store; their build time and kind."""
     from bot.app import App
     from bot.settings import load_settings
+    from store.index import open_indexes
 
     app = App(load_settings(data_dir=data_dir))
     started = time.perf_counter()
-    indexes = app.retriever.indexes()
+    indexes = open_indexes(app.store, app.settings.index_dir)  # no model needed to build
     seconds = time.perf_counter() - started
     app.close()
     return {
@@ -292,7 +293,7 @@ def _run_probe(probe: str, folder: Path, inputs: Path | None = None) -> dict[str
     """`python -m bot.bench_cmd PROBE FOLDER [INPUTS]` in a fresh process; its JSON line."""
     done = subprocess.run(
         [sys.executable, "-m", "bot.bench_cmd", probe, str(folder)]
-        + ([str(inputs)] if inputs else []),
+        + ([] if inputs is None else [str(inputs)]),
         capture_output=True,
         text=True,
         check=False,

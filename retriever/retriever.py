@@ -492,12 +492,13 @@ _BLAS: Any = None
 
 
 def _one_blas_thread() -> Any:
-    """numpy's BLAS on one thread while a question is answered.
+    """numpy's BLAS on one thread while a question's candidates are searched and scored
+    (the encode before it keeps both).
 
-    Its products here are small (a few thousand rows), and its idle threads spin for a while
-    after each one, slowing the next question's encode on a 2-core machine: measured by
-    `qabot bench` at a million passages, ask p95 40 ms on one thread against 100 ms with
-    the default two. Entering and leaving costs ~20 us.
+    The search's products are small (a few thousand rows): on two threads their start-up
+    and spinning cost more than they share (10k passages: 10 ms against 4.5 ms), and where
+    torch encodes questions (another model) the spinning threads slowed its next encode
+    (1M: ask p95 100 ms against 40 ms). Entering and leaving costs ~20 us.
     """
     global _BLAS
     if _BLAS is None:
