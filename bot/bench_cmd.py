@@ -202,6 +202,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
         np.save(qfile, embedder.encode(questions))
         probe = _probe_load(folder / "index", qfile)
         out[f"load_s_{label}"] = probe["load_s"]
+        out[f"resident_s_{label}"] = probe["resident_s"]
         out[f"rss_mb_{label}"] = probe["rss_searched_mb"]
         out[f"rss_loaded_mb_{label}"] = probe["rss_loaded_mb"]
         out[f"rss_base_mb_{label}"] = probe["rss_base_mb"]
@@ -212,6 +213,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
         asks = _probe_asks(folder, questions, work / "questions.json")
         out[f"open_s_{label}"] = asks["open_s"]
         out[f"first_ask_ms_{label}"] = asks["first_ask_ms"]
+        out[f"ask_resident_s_{label}"] = asks["resident_s"]
         for key in ("ask_ratio", "ask_ratio_strict", "ask_p50_ms", "ask_p95_ms"):
             out[f"{key}_{label}"] = asks[key]
         out[f"encode_p50_ms_{label}"] = asks["encode_p50_ms"]
@@ -318,18 +320,22 @@ def probe_asks(data_dir: Path, questions: list[str]) -> dict[str, Any]:
     app = App(load_settings(data_dir=data_dir))
     retriever = app.retriever
     started = time.perf_counter()
-    retriever.indexes()
+    retriever.keep_resident()
     open_s = time.perf_counter() - started
     # The first question also reads what the indexes keep per generation (article
-    # metadata, the z-scores' sample): what the first user after a start waits for.
+    # metadata, the z-scores' sample): what the first user after a start waits for. It
+    # runs while the indexes are being read into memory, as it would in the bot.
     started = time.perf_counter()
     retriever.ask(questions[0])
     first_ask_s = time.perf_counter() - started
+    retriever.wait_resident()
+    resident_s = time.perf_counter() - started + open_s
     asks = measure_asks(retriever, app.embedder, questions)
     app.close()
     return {
         "open_s": round(open_s, 2),
         "first_ask_ms": round(first_ask_s * 1000, 1),
+        "resident_s": round(resident_s, 2),
         "ask_ratio": round(asks.ratio, 3),
         "ask_ratio_strict": round(asks.strict_ratio, 3),
         "ask_p50_ms": round(asks.p50, 2),

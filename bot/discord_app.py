@@ -505,7 +505,8 @@ def run_bot(settings: Settings, token: str) -> None:
 
     app = App(settings)
     retriever = app.retriever
-    retriever.indexes()  # load the model and the indexes before the first question
+    # The indexes before the first question: mapped now, read into memory behind it.
+    retriever.keep_resident()
     retriever.embedder.encode(["warm up"])  # load the model now, not on the first question
     bot = create_bot(retriever, settings)
     log.info("starting the Discord bot (data in %s)", settings.data_dir)

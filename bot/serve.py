@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     app = App(settings)
     retriever = app.retriever
-    retriever.indexes()
+    retriever.keep_resident()  # mapped now, read into memory behind the first questions
     retriever.embedder.encode(["warm up"])
     path = socket_path(settings)
     server = make_server(path, retriever)

@@ -10,10 +10,12 @@ signals (cosines, and BM25 over the best score the question's words could reach)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,15 @@ from store.bm25 import Rows
 from store.clean import same_words, words
 from store.db import Store
 from store.embedding import Embedder
-from store.index import Indexes, UnitIndex, open_indexes, sample_rows, stats_sample
+from store.index import (
+    Indexes,
+    UnitIndex,
+    make_resident,
+    open_indexes,
+    sample_rows,
+    sample_vectors,
+    stats_sample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +122,41 @@ class Retriever:
         self._population: tuple[Indexes, _Population] | None = None
         # Article metadata already read, for the index generation it was read under.
         self._known_sources: tuple[Indexes, dict[str, Source]] | None = None
+        self._resident = False
+        self._reading: threading.Thread | None = None
+        self._asking = 0  # questions being answered now (a background read waits for them)
+        self._lock_asking = threading.Lock()
+
+    def keep_resident(self) -> None:
+        """For a process that stays up: read the indexes into memory in the background each
+        time they are loaded (see `store.index.make_resident`); questions go on meanwhile."""
+        indexes = self.indexes()
+        self._resident = True
+        self._read_in(indexes)
+
+    def _pause(self, longest: float = 0.05) -> None:
+        """Hold a background read while questions are being answered (at most `longest`
+        seconds, so that a steady stream of questions still lets it finish)."""
+        until = time.perf_counter() + longest
+        while self._asking and time.perf_counter() < until:
+            time.sleep(0.002)
+
+    @contextlib.contextmanager
+    def _answering(self) -> Iterator[None]:
+        with self._lock_asking:
+            self._asking += 1
+        try:
+            yield
+        finally:
+            with self._lock_asking:
+                self._asking -= 1
+
+    def wait_resident(self, timeout: float | None = None) -> bool:
+        """Wait for a background read started by `keep_resident`; whether none is running."""
+        reading = self._reading
+        if reading is not None:
+            reading.join(timeout)
+        return reading is None or not reading.is_alive()
 
     # -- indexes ------------------------------------------------------------------------
 
@@ -124,7 +169,22 @@ class Retriever:
         with self._lock:
             if self._indexes is None or self._indexes.generation != generation:
                 self._indexes = open_indexes(self.store, self.index_dir)
+                if self._resident:
+                    self._read_in(self._indexes)
             return self._indexes
+
+    def _read_in(self, indexes: Indexes) -> None:
+        if indexes.mapped_from is None:
+            return
+
+        def run() -> None:
+            try:
+                make_resident(indexes, self._pause)
+            except (OSError, ValueError, RuntimeError) as exc:  # e.g. replaced by a rebuild
+                log.warning("indexes stay memory-mapped: %s", exc)
+
+        self._reading = threading.Thread(target=run, name="qabot-read-indexes", daemon=True)
+        self._reading.start()
 
     # -- asking -------------------------------------------------------------------------
 
@@ -139,17 +199,18 @@ class Retriever:
         """The top `k` answering sentences, or an abstention when nothing answers."""
         started = time.perf_counter()
         question = _check_question(question)
-        idx = self.indexes()
-        t0 = time.perf_counter()
-        # The encode keeps BLAS's threads: the numpy runtime's products are large enough to
-        # gain from both cores (7.3 ms against 10.5 ms on one).
-        qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
-        t1 = time.perf_counter()
-        with _one_blas_thread():
-            ranked = self._rank(idx, question, qvec, mode, collections)
-            t2 = time.perf_counter()
-            answers = self._select(idx, ranked, k, mode)
-            t3 = time.perf_counter()
+        with self._answering():
+            idx = self.indexes()
+            t0 = time.perf_counter()
+            # The encode keeps BLAS's threads: the numpy runtime's products are large enough to
+            # gain from both cores (7.3 ms against 10.5 ms on one).
+            qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
+            t1 = time.perf_counter()
+            with _one_blas_thread():
+                ranked = self._rank(idx, question, qvec, mode, collections)
+                t2 = time.perf_counter()
+                answers = self._select(idx, ranked, k, mode)
+                t3 = time.perf_counter()
         timings = {
             "embed": (t1 - t0) * 1000,
             "search": (t2 - t1) * 1000,
@@ -317,11 +378,12 @@ class Retriever:
         sample = stats_sample(len(idx.sentences.rowids))
         passages = idx.sentence_passage[sample].astype(np.int64)
         sentence_rows, passage_rows = idx.sample_rows or sample_rows(idx)
+        sentence_vectors, passage_vectors = idx.sample_vectors or sample_vectors(idx)
         pop = _Population(
             sentences=sample,
             passages=passages,
-            sentence_dense=_Moments.of(idx.sentences.rows(sample)),
-            passage_dense=_Moments.of(idx.passages.rows(passages)),
+            sentence_dense=_Moments.of(sentence_vectors),
+            passage_dense=_Moments.of(passage_vectors),
             sentence_rows=sentence_rows,
             passage_rows=passage_rows,
         )

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from scipy import sparse
@@ -321,7 +322,10 @@ class BM25:
         )
 
     @classmethod
-    def load(cls, folder: Path) -> BM25:
+    def load(cls, folder: Path, *, mapped: bool = False) -> BM25:
+        """The index saved in `folder`. `mapped`: its postings memory-mapped instead of read,
+        so that loading costs nothing and a question reads only its words' pages."""
+        mode: Literal["r"] | None = "r" if mapped else None
         params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
         if params.get("version") != TOKENIZER_VERSION:
             raise ValueError(
@@ -330,12 +334,15 @@ class BM25:
             )
         terms = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
         if "shape" in params:
-            parts = [np.load(folder / f"weights.{p}.npy") for p in ("data", "indices", "indptr")]
+            parts = [
+                np.load(folder / f"weights.{p}.npy", mmap_mode=mode)
+                for p in ("data", "indices", "indptr")
+            ]
             weights = sparse.csc_matrix(tuple(parts), shape=tuple(params["shape"]), copy=False)
         else:  # saved before 2026-12-02
             weights = sparse.load_npz(folder / "weights.npz").tocsc()
-        head_docs = np.load(folder / "head_docs.npy")
-        head_weights = np.load(folder / "head_weights.npy")
+        head_docs = np.load(folder / "head_docs.npy", mmap_mode=mode)
+        head_weights = np.load(folder / "head_weights.npy", mmap_mode=mode)
         heads = dict(
             zip(
                 np.load(folder / "head_terms.npy").tolist(),

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Unit = Literal["sentences", "passages"]
 DenseKind = Literal["flat", "ivf"]
+_UNITS: tuple[Unit, Unit] = ("sentences", "passages")
 INDEX_VERSION = 6  # 5: BM25 heads carry their weights; 6: sentence texts and spans
 # Up to this many vectors the search is exact (a matrix-vector product); above it an IVF
 # index. Measured on 2 cores (`qabot bench`, 384-d MiniLM-like vectors): the product costs
@@ -78,10 +80,11 @@ class UnitIndex:
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """The vectors at these positions, for scoring a question's candidates.
 
-        Behind an IVF index they are decoded from its 8-bit codes, which are in memory
-        (cosines within 0.002 of the exact ones), instead of read from the memory-mapped
-        float32 file: at a million passages that file is 8 GB, and an ask that read its few
-        hundred candidates from it waited on the disk whenever the page cache had let them go.
+        Behind an IVF index they are decoded from its 8-bit codes, which are in memory once
+        `make_resident` has run (cosines within 0.002 of the exact ones), instead of read
+        from the memory-mapped float32 file: at a million passages that file is 8 GB, and an
+        ask that read its few hundred candidates from it waited on the disk whenever the page
+        cache had let them go.
         """
         import faiss
 
@@ -125,8 +128,11 @@ class TextTable:
         np.save(stem.with_name(stem.name + ".text_offsets.npy"), self.offsets)
 
     @classmethod
-    def load(cls, stem: Path) -> TextTable:
-        offsets = np.load(stem.with_name(stem.name + ".text_offsets.npy"))
+    def load(cls, stem: Path, *, mapped: bool = False) -> TextTable:
+        """The saved texts, memory-mapped; `mapped`: their offsets too."""
+        offsets = np.load(
+            stem.with_name(stem.name + ".text_offsets.npy"), mmap_mode="r" if mapped else None
+        )
         with open(stem.with_name(stem.name + ".text"), "rb") as f:
             if int(offsets[-1]) == 0:
                 return cls(b"", offsets)
@@ -150,6 +156,12 @@ class Indexes:
     # The BM25 rows of `stats_sample` (its sentences, their passages), gathered at build
     # time: at 4.5M sentences that takes 1.4 s, which a bot's first question waited for.
     sample_rows: tuple[Rows, Rows] | None = None
+    # Their vectors as searches score them (`UnitIndex.rows`), saved beside the indexes:
+    # decoding them from a memory-mapped IVF whose pages were on disk took a first question
+    # 2.1 s at 4.5M sentences (8,192 scattered reads).
+    sample_vectors: tuple[np.ndarray, np.ndarray] | None = None
+    # The saved generation's folder while parts are memory-mapped from it (`make_resident`).
+    mapped_from: Path | None = None
 
     def collection_mask(self, names: list[str] | None) -> np.ndarray | None:
         """Which articles belong to these collections (None: every article)."""
@@ -177,6 +189,15 @@ def sample_rows(indexes: Indexes) -> tuple[Rows, Rows]:
     return (
         indexes.sentences.bm25.rows(sample),
         indexes.passages.bm25.rows(indexes.sentence_passage[sample].astype(np.int64)),
+    )
+
+
+def sample_vectors(indexes: Indexes) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of the stats sample's sentences and of their passages (`UnitIndex.rows`)."""
+    sample = stats_sample(len(indexes.sentences.rowids))
+    return (
+        indexes.sentences.rows(sample),
+        indexes.passages.rows(indexes.sentence_passage[sample].astype(np.int64)),
     )
 
 
@@ -448,6 +469,10 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             # A flat index is the vectors themselves, rebuilt on load in milliseconds.
             if dense_kind(len(unit.rowids)) != "flat":
                 faiss.write_index(unit.dense(), str(tmp / f"{name}.faiss"))
+        # After the dense indexes exist: the sample is decoded from them as asks decode it.
+        indexes.sample_vectors = sample_vectors(indexes)
+        for name, vectors in zip(_UNITS, indexes.sample_vectors, strict=True):
+            np.save(tmp / f"sample.{name}.vectors.npy", vectors)
         np.save(tmp / "article_collection.npy", indexes.article_collection)
         np.save(tmp / "sentence_passage.npy", indexes.sentence_passage)
         if indexes.sample_rows is not None:
@@ -481,6 +506,24 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+_READ_PIECE = 4 << 20  # ~30 ms of this disk: the longest a question waits behind the read
+
+
+def _read_through(path: Path, pause: Callable[[], None] | None) -> None:
+    """Bring a file (or a folder's files) into the page cache, a piece at a time."""
+    if path.is_dir():
+        for part in sorted(path.iterdir()):
+            _read_through(part, pause)
+        return
+    piece = bytearray(_READ_PIECE)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            if pause is not None:
+                pause()
+            if not f.readinto(piece):
+                return
+
+
 def _current_manifest(folder: Path) -> tuple[Path, dict[str, Any]]:
     """The folder of the saved generation `CURRENT` points at, and its manifest."""
     gen_dir = folder / (folder / "CURRENT").read_text(encoding="utf-8").strip()
@@ -509,7 +552,14 @@ def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
 
 
 def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
-    """The saved indexes for this generation, or None when missing, stale or unreadable."""
+    """The saved indexes for this generation, memory-mapped, or None when missing, stale or
+    unreadable.
+
+    Mapped, not read: at a million passages the indexes are 3.5 GB, which took 12-46 s to
+    read whenever the page cache had let the files go (this disk reads ~130 MB/s), and a
+    one-off `qabot ask` needs only a few of their pages. A process that stays up calls
+    `make_resident` to read them into memory behind its first questions (see there).
+    """
     try:
         gen_dir, manifest = _current_manifest(folder)
         if (manifest["version"], manifest["generation"], manifest["model"]) != (
@@ -518,32 +568,7 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
             model,
         ):
             return None
-        units: dict[str, UnitIndex] = {}
-        for name in ("sentences", "passages"):
-            faiss_file = gen_dir / f"{name}.faiss"
-            faiss_index = None
-            if faiss_file.exists():
-                import faiss
-
-                # Read into memory, not memory-mapped: FAISS searches a memory-mapped IVF
-                # 3.5x slower (measured: 45k sentence vectors, 32 lists probed, 1.53 ms
-                # against 0.43 ms), and the read costs ~1 s a GB from the page cache.
-                faiss_index = faiss.read_index(str(faiss_file))
-                _with_direct_map(faiss_index)
-            units[name] = UnitIndex(
-                rowids=np.load(gen_dir / f"{name}.rowids.npy"),
-                article=np.load(gen_dir / f"{name}.article.npy"),
-                position=np.load(gen_dir / f"{name}.position.npy"),
-                vectors=np.load(gen_dir / f"{name}.vectors.npy", mmap_mode="r"),
-                bm25=BM25.load(gen_dir / f"{name}.bm25"),
-                faiss_index=faiss_index,
-                dense_info=dict(manifest.get("dense", {}).get(name, {})),
-            )
-            if name == "sentences":
-                unit = units[name]
-                unit.texts = TextTable.load(gen_dir / name)
-                unit.start = np.load(gen_dir / f"{name}.start.npy")
-                unit.end = np.load(gen_dir / f"{name}.end.npy")
+        units = {name: _load_unit(gen_dir, name, manifest, mapped=True) for name in _UNITS}
         indexes = Indexes(
             generation=generation,
             article_ids=list(manifest["article_ids"]),
@@ -551,21 +576,94 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
             collections=list(manifest["collections"]),
             sentences=units["sentences"],
             passages=units["passages"],
-            sentence_passage=np.load(gen_dir / "sentence_passage.npy"),
+            sentence_passage=np.load(gen_dir / "sentence_passage.npy", mmap_mode="r"),
+            mapped_from=gen_dir,
         )
-        sample_files = [gen_dir / f"sample.{name}.npz" for name in ("sentences", "passages")]
+        sample_files = [gen_dir / f"sample.{name}.npz" for name in _UNITS]
         # Indexes saved before 2026-12-02 have none: the retriever gathers them on first use.
         if all(f.exists() for f in sample_files):
             from scipy import sparse
 
             sent_rows, pass_rows = (Rows(sparse.load_npz(f).tocsc()) for f in sample_files)
             indexes.sample_rows = (sent_rows, pass_rows)
+        vector_files = [gen_dir / f"sample.{name}.vectors.npy" for name in _UNITS]
+        if all(f.exists() for f in vector_files):  # saved since 2026-12-02 (third session)
+            sent_vecs, pass_vecs = (np.load(f) for f in vector_files)
+            indexes.sample_vectors = (sent_vecs, pass_vecs)
         return indexes
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         log.warning("saved indexes in %s are unreadable (%s); rebuilding from SQLite", folder, exc)
         return None
+
+
+def _load_unit(gen_dir: Path, name: str, manifest: dict[str, Any], *, mapped: bool) -> UnitIndex:
+    """One unit's saved index, memory-mapped or read into memory (the float32 vectors and
+    the sentence texts are mapped either way: they are read a few rows at a time)."""
+    mode: Literal["r"] | None = "r" if mapped else None
+    faiss_file = gen_dir / f"{name}.faiss"
+    faiss_index = None
+    if faiss_file.exists():
+        import faiss
+
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0
+        faiss_index = faiss.read_index(str(faiss_file), flags)
+        _with_direct_map(faiss_index)
+    unit = UnitIndex(
+        rowids=np.load(gen_dir / f"{name}.rowids.npy", mmap_mode=mode),
+        article=np.load(gen_dir / f"{name}.article.npy", mmap_mode=mode),
+        position=np.load(gen_dir / f"{name}.position.npy", mmap_mode=mode),
+        vectors=np.load(gen_dir / f"{name}.vectors.npy", mmap_mode="r"),
+        bm25=BM25.load(gen_dir / f"{name}.bm25", mapped=mapped),
+        faiss_index=faiss_index,
+        dense_info=dict(manifest.get("dense", {}).get(name, {})),
+    )
+    if name == "sentences":
+        unit.texts = TextTable.load(gen_dir / name, mapped=mapped)
+        unit.start = np.load(gen_dir / f"{name}.start.npy", mmap_mode=mode)
+        unit.end = np.load(gen_dir / f"{name}.end.npy", mmap_mode=mode)
+    return unit
+
+
+def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> float:
+    """Read memory-mapped indexes into memory, part by part, swapping each in as it is read;
+    the seconds it took (0 when they were built or read in memory already).
+
+    For processes that stay up (the bot, `qabot serve`, the bench's ask probe): a FAISS
+    index searched through its mapping costs twice the time (1M passages: 2.2 ms against
+    1.1 ms a search, the lists' pages faulted in one by one), and mapped pages are the first
+    this VM hands back when idle, so a question after a quiet hour would wait on the disk;
+    memory the process owns stays (no swap). Questions go on meanwhile, answered from the
+    mappings: each part is swapped for an identical copy, so no answer changes.
+
+    The files are first read through the page cache in small pieces, calling `pause` before
+    each: the retriever's waits while a question is being answered, whose own reads would
+    otherwise queue behind these (measured cold at 1M: asks of 0.3-1.2 s during the read).
+    """
+    gen_dir = indexes.mapped_from
+    if gen_dir is None:
+        return 0.0
+    started = time.perf_counter()
+    manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+    for name in _UNITS:
+        mapped: UnitIndex = getattr(indexes, name)
+        for part in sorted(gen_dir.glob(f"{name}.*")):
+            if part.suffix != ".text" and not part.name.endswith(".vectors.npy"):
+                _read_through(part, pause)
+        unit = _load_unit(gen_dir, name, manifest, mapped=False)
+        if mapped.faiss_index is not None and unit.faiss_index is not None:
+            unit.faiss_index.nprobe = mapped.faiss_index.nprobe  # type: ignore[attr-defined]
+        # Field by field, searches first: each swap is one attribute store, atomic under
+        # the GIL, and a question that holds the old object reads the same values.
+        for field_name in ("faiss_index", "bm25", "rowids", "article", "position"):
+            setattr(mapped, field_name, getattr(unit, field_name))
+        mapped.texts, mapped.start, mapped.end = unit.texts, unit.start, unit.end
+    indexes.sentence_passage = np.load(gen_dir / "sentence_passage.npy")
+    indexes.mapped_from = None
+    took = time.perf_counter() - started
+    log.info("indexes of generation %d read into memory in %.1fs", indexes.generation, took)
+    return took
 
 
 def open_indexes(store: Store, folder: Path) -> Indexes:

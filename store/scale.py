@@ -180,7 +180,7 @@ def probe_load(index_dir: Path, queries: np.ndarray) -> dict[str, float | int | 
     30, rescored with the exact vectors), against exact search over the same vectors, with
     the given query vectors (real questions, embedded).
     """
-    from store.index import exact_top, load_indexes, recall_at_k, set_threads
+    from store.index import exact_top, load_indexes, make_resident, recall_at_k, set_threads
 
     set_threads()
     import faiss  # noqa: F401  (imported before the baseline, as a running bot has it)
@@ -194,9 +194,14 @@ def probe_load(index_dir: Path, queries: np.ndarray) -> dict[str, float | int | 
     load_s = time.perf_counter() - started
     if indexes is None:
         raise RuntimeError(f"no loadable indexes in {index_dir}")
+    mapped_mb = rss_mb()
+    # What a bot does next, behind its first questions (here with nothing else running).
+    resident_s = make_resident(indexes)
     out: dict[str, float | int | str] = {
         "load_s": round(load_s, 3),
+        "resident_s": round(resident_s, 2),
         "rss_base_mb": round(base, 1),
+        "rss_mapped_mb": round(mapped_mb, 1),
         "rss_loaded_mb": round(rss_mb(), 1),
     }
     q = np.ascontiguousarray(queries, dtype=np.float32)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retriever.evaluate import load_reqa, map_store, run_reqa
@@ -91,3 +93,47 @@ def test_quotes_come_from_the_stored_text_with_the_sentence_they_lean_on(
         others = [a for a in answer.answers[1:] if a.text.startswith("The Harwick")]
         # The first sentence of an article has nothing before it to lean on.
         assert all(a.context_before is None for a in others)
+
+
+def test_a_restarted_bot_answers_from_the_saved_indexes_at_once_and_alike_once_read_in(
+    tmp_path: Path, real_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Saved indexes are memory-mapped on load and read into memory behind the first
+    questions; the answers are the same before, during and after."""
+    import store.index as index_module
+
+    # The sample article's ~40 sentences behind IVF indexes, as a big store's are.
+    monkeypatch.setattr(index_module, "APPROXIMATE_ABOVE", 8)
+    store = _store(tmp_path, real_embedder)
+    Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
+    questions = ["Where did the Russian elite units land?", "Who wrote Pride and Prejudice?"]
+    built = Retriever(store, real_embedder, tmp_path / "index")
+    expected = [built.ask(q).model_dump(exclude={"timings"}) for q in questions]
+    assert built.indexes().sentences.dense_info["kind"] == "ivf"
+    assert built.indexes().mapped_from is None  # built here: in memory already
+
+    restarted = Retriever(store, real_embedder, tmp_path / "index")
+    indexes = restarted.indexes()
+    assert indexes.mapped_from is not None and indexes.sentences.dense_info["kind"] == "ivf"
+    assert _mapped(indexes.sentences.bm25.weights.indices)
+    assert [restarted.ask(q).model_dump(exclude={"timings"}) for q in questions] == expected
+    assert index_module.make_resident(indexes) > 0 and indexes.mapped_from is None
+    assert not _mapped(indexes.sentences.bm25.weights.indices)
+    assert [restarted.ask(q).model_dump(exclude={"timings"}) for q in questions] == expected
+
+    bot = Retriever(store, real_embedder, tmp_path / "index")
+    bot.keep_resident()
+    during = [bot.ask(q).model_dump(exclude={"timings"}) for q in questions]
+    assert bot.wait_resident(60) and bot.indexes().mapped_from is None
+    assert during == expected
+    assert expected[0]["answers"] and "Sidi Barrani" in expected[0]["answers"][0]["text"]
+
+
+def _mapped(array: np.ndarray) -> bool:
+    """Whether the array's memory is a file mapping."""
+    base = array
+    while base is not None:
+        if isinstance(base, np.memmap | mmap.mmap):
+            return True
+        base = getattr(base, "base", None)
+    return False

@@ -161,7 +161,7 @@ def test_indexes_follow_the_store_and_rebuild_when_stale_or_broken(
 def test_saved_indexes_carry_the_z_score_sample_so_a_first_question_need_not_gather_it(
     store: Store, tmp_path: Path
 ) -> None:
-    from store.index import sample_rows
+    from store.index import sample_rows, sample_vectors
 
     Ingestor(store, HashingEmbedder()).ingest([article()])
     folder = tmp_path / "index"
@@ -176,11 +176,20 @@ def test_saved_indexes_carry_the_z_score_sample_so_a_first_question_need_not_gat
         assert terms
         np.testing.assert_array_equal(saved.scores(terms), fresh.scores(terms))
         assert saved.scores(terms).max() > 0
+    # And their vectors, as the searches decode them.
+    assert loaded.sample_vectors is not None
+    for saved_vectors, fresh_vectors in zip(
+        loaded.sample_vectors, sample_vectors(loaded), strict=True
+    ):
+        assert saved_vectors.shape[0] > 0
+        np.testing.assert_array_equal(saved_vectors, fresh_vectors)
     # Saved before the sample was: the files are missing and it is gathered on use instead.
     current = folder / (folder / "CURRENT").read_text()
     for name in ("sentences", "passages"):
         (current / f"sample.{name}.npz").unlink()
-    assert open_indexes(store, folder).sample_rows is None
+        (current / f"sample.{name}.vectors.npy").unlink()
+    old = open_indexes(store, folder)
+    assert old.sample_rows is None and old.sample_vectors is None
 
 
 def test_store_refuses_another_model(tmp_path: Path) -> None:
