@@ -11,6 +11,7 @@ signals (cosines, and BM25 over the best score the question's words could reach)
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import threading
@@ -122,6 +123,7 @@ class Retriever:
         self._population: tuple[Indexes, _Population] | None = None
         # Article metadata already read, for the index generation it was read under.
         self._known_sources: tuple[Indexes, dict[str, Source]] | None = None
+        self._positions: tuple[Indexes, dict[str, int]] | None = None
         self._resident = False
         self._reading: threading.Thread | None = None
         self._asking = 0  # questions being answered now (a background read waits for them)
@@ -479,16 +481,35 @@ class Retriever:
         assert sents.texts is not None
         return sents.texts.get([pos - 1])[0]
 
+    def _article_positions(self, idx: Indexes) -> dict[str, int]:
+        cached = self._positions
+        if cached is None or cached[0] is not idx:
+            cached = self._positions = (idx, {a: i for i, a in enumerate(idx.article_ids)})
+        return cached[1]
+
     def _sources(self, idx: Indexes, article_ids: set[str]) -> dict[str, Source]:
-        """The sources of these articles, each read from SQLite once per index generation
-        (every write to the store starts a new one), so a store of millions does not read a
-        row per cited article per question."""
+        """The sources of these articles, from the table saved with the indexes (or SQLite
+        for indexes saved before it), each read once per index generation (every write to
+        the store starts a new one)."""
         cached = self._known_sources
         if cached is None or cached[0] is not idx:
             cached = self._known_sources = (idx, {})
         known = cached[1]
         missing = tuple(a for a in article_ids if a not in known)
-        if missing:
+        if missing and idx.article_sources is not None:
+            positions = self._article_positions(idx)
+            saved = idx.article_sources.get([positions[a] for a in missing])
+            for a, fields in zip(missing, saved, strict=True):
+                title, publisher, url, published, source = json.loads(fields)
+                known[a] = Source(
+                    id=a,
+                    title=title,
+                    publisher=publisher,
+                    url=url,
+                    published=published,
+                    source=source,
+                )
+        elif missing:
             marks = ",".join("?" * len(missing))
             for r in self.store.execute(
                 "SELECT id, title, publisher, url, published, source FROM articles"

@@ -95,12 +95,13 @@ class UnitIndex:
 
 
 class TextTable:
-    """Texts by position: one UTF-8 file (memory-mapped once saved) and the offsets into it.
+    """Texts by position: one UTF-8 file and the offsets into it.
 
     An answer's sentences are read from here instead of from SQLite rows: at a million
     passages those rows sit in a 14 GB file that the page cache cannot hold, and an ask that
     read its few dozen candidates' rows waited ~7 ms on the disk. This file is ~130 bytes a
-    sentence (0.6 GB at 4.5M sentences), so the pages an ask needs stay in the page cache.
+    sentence (0.7 GB at 4.5M sentences), small enough to hold in memory (`make_resident`):
+    read through a mapping with its pages on disk, an ask's ~44 texts cost 50-150 ms.
     """
 
     def __init__(self, data: bytes | mmap.mmap, offsets: np.ndarray) -> None:
@@ -129,17 +130,18 @@ class TextTable:
 
     @classmethod
     def load(cls, stem: Path, *, mapped: bool = False) -> TextTable:
-        """The saved texts, memory-mapped; `mapped`: their offsets too."""
+        """The saved texts, read into memory or (`mapped`) memory-mapped."""
         offsets = np.load(
             stem.with_name(stem.name + ".text_offsets.npy"), mmap_mode="r" if mapped else None
         )
         with open(stem.with_name(stem.name + ".text"), "rb") as f:
             if int(offsets[-1]) == 0:
                 return cls(b"", offsets)
-            # No MADV_WILLNEED: reading the whole file ahead held up the first asks' own
-            # reads (1M passages, page cache dropped: ask ratio 1.99 with it, 1.69 without).
-            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return cls(data, offsets)
+            # Mapped without MADV_WILLNEED: reading the whole file ahead held up the first
+            # asks' own reads (1M passages, page cache dropped: ask ratio 1.99 against 1.69).
+            if mapped:
+                return cls(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), offsets)
+            return cls(f.read(), offsets)
 
 
 @dataclass
@@ -160,6 +162,9 @@ class Indexes:
     # decoding them from a memory-mapped IVF whose pages were on disk took a first question
     # 2.1 s at 4.5M sentences (8,192 scattered reads).
     sample_vectors: tuple[np.ndarray, np.ndarray] | None = None
+    # Per article (as `article_ids`): JSON [title, publisher, url, published, source], what
+    # an answer cites. From SQLite, cold at 1M passages, citing took 95 ms a question (p50).
+    article_sources: TextTable | None = None
     # The saved generation's folder while parts are memory-mapped from it (`make_resident`).
     mapped_from: Path | None = None
 
@@ -409,7 +414,9 @@ def build_indexes(store: Store) -> Indexes:
     """Build every derived index from SQLite."""
     started = time.perf_counter()
     generation = store.generation
-    rows = store.execute("SELECT id, collection FROM articles ORDER BY id").fetchall()
+    rows = store.execute(
+        "SELECT id, collection, title, publisher, url, published, source FROM articles ORDER BY id"
+    ).fetchall()
     article_ids = [r[0] for r in rows]
     article_pos = {a: i for i, a in enumerate(article_ids)}
     collections = sorted({r[1] for r in rows})
@@ -437,6 +444,7 @@ def build_indexes(store: Store) -> Indexes:
         sentences=sentences,
         passages=passages,
         sentence_passage=sentence_passage,
+        article_sources=TextTable.of([json.dumps(list(r[2:])) for r in rows]),
     )
     indexes.sample_rows = sample_rows(indexes)
     log.info(
@@ -474,6 +482,8 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
         for name, vectors in zip(_UNITS, indexes.sample_vectors, strict=True):
             np.save(tmp / f"sample.{name}.vectors.npy", vectors)
         np.save(tmp / "article_collection.npy", indexes.article_collection)
+        if indexes.article_sources is not None:
+            indexes.article_sources.save(tmp / "articles")
         np.save(tmp / "sentence_passage.npy", indexes.sentence_passage)
         if indexes.sample_rows is not None:
             from scipy import sparse
@@ -586,6 +596,8 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
 
             sent_rows, pass_rows = (Rows(sparse.load_npz(f).tocsc()) for f in sample_files)
             indexes.sample_rows = (sent_rows, pass_rows)
+        if (gen_dir / "articles.text").exists():  # saved since 2026-12-02 (third session)
+            indexes.article_sources = TextTable.load(gen_dir / "articles", mapped=True)
         vector_files = [gen_dir / f"sample.{name}.vectors.npy" for name in _UNITS]
         if all(f.exists() for f in vector_files):  # saved since 2026-12-02 (third session)
             sent_vecs, pass_vecs = (np.load(f) for f in vector_files)
@@ -599,8 +611,8 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
 
 
 def _load_unit(gen_dir: Path, name: str, manifest: dict[str, Any], *, mapped: bool) -> UnitIndex:
-    """One unit's saved index, memory-mapped or read into memory (the float32 vectors and
-    the sentence texts are mapped either way: they are read a few rows at a time)."""
+    """One unit's saved index, memory-mapped or read into memory (the float32 vectors are
+    mapped either way: only exact search of small stores and rebuilds read them)."""
     mode: Literal["r"] | None = "r" if mapped else None
     faiss_file = gen_dir / f"{name}.faiss"
     faiss_index = None
@@ -649,7 +661,7 @@ def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> 
     for name in _UNITS:
         mapped: UnitIndex = getattr(indexes, name)
         for part in sorted(gen_dir.glob(f"{name}.*")):
-            if part.suffix != ".text" and not part.name.endswith(".vectors.npy"):
+            if not part.name.endswith(".vectors.npy"):
                 _read_through(part, pause)
         unit = _load_unit(gen_dir, name, manifest, mapped=False)
         if mapped.faiss_index is not None and unit.faiss_index is not None:
@@ -659,7 +671,12 @@ def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> 
         for field_name in ("faiss_index", "bm25", "rowids", "article", "position"):
             setattr(mapped, field_name, getattr(unit, field_name))
         mapped.texts, mapped.start, mapped.end = unit.texts, unit.start, unit.end
+    _read_through(gen_dir / "sentence_passage.npy", pause)
     indexes.sentence_passage = np.load(gen_dir / "sentence_passage.npy")
+    if indexes.article_sources is not None:
+        for part in sorted(gen_dir.glob("articles.*")):
+            _read_through(part, pause)
+        indexes.article_sources = TextTable.load(gen_dir / "articles")
     indexes.mapped_from = None
     took = time.perf_counter() - started
     log.info("indexes of generation %d read into memory in %.1fs", indexes.generation, took)

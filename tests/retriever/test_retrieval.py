@@ -116,6 +116,7 @@ def test_a_restarted_bot_answers_from_the_saved_indexes_at_once_and_alike_once_r
     indexes = restarted.indexes()
     assert indexes.mapped_from is not None and indexes.sentences.dense_info["kind"] == "ivf"
     assert _mapped(indexes.sentences.bm25.weights.indices)
+    assert indexes.article_sources is not None  # citing reads no SQLite
     assert [restarted.ask(q).model_dump(exclude={"timings"}) for q in questions] == expected
     assert index_module.make_resident(indexes) > 0 and indexes.mapped_from is None
     assert not _mapped(indexes.sentences.bm25.weights.indices)
