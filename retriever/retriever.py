@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,6 @@ class Retriever:
         self._population: tuple[Indexes, _Population] | None = None
         # Article metadata already read, for the index generation it was read under.
         self._known_sources: tuple[Indexes, dict[str, Source]] | None = None
-        self._positions: tuple[Indexes, dict[str, int]] | None = None
         self._resident = False
         self._reading: threading.Thread | None = None
         self._asking = 0  # questions being answered now (a background read waits for them)
@@ -481,12 +480,6 @@ class Retriever:
         assert sents.texts is not None
         return sents.texts.get([pos - 1])[0]
 
-    def _article_positions(self, idx: Indexes) -> dict[str, int]:
-        cached = self._positions
-        if cached is None or cached[0] is not idx:
-            cached = self._positions = (idx, {a: i for i, a in enumerate(idx.article_ids)})
-        return cached[1]
-
     def _sources(self, idx: Indexes, article_ids: set[str]) -> dict[str, Source]:
         """The sources of these articles, from the table saved with the indexes (or SQLite
         for indexes saved before it), each read once per index generation (every write to
@@ -496,30 +489,23 @@ class Retriever:
             cached = self._known_sources = (idx, {})
         known = cached[1]
         missing = tuple(a for a in article_ids if a not in known)
-        if missing and idx.article_sources is not None:
-            positions = self._article_positions(idx)
-            saved = idx.article_sources.get([positions[a] for a in missing])
-            for a, fields in zip(missing, saved, strict=True):
-                title, publisher, url, published, source = json.loads(fields)
-                known[a] = Source(
-                    id=a,
-                    title=title,
-                    publisher=publisher,
-                    url=url,
-                    published=published,
-                    source=source,
-                )
-        elif missing:
-            marks = ",".join("?" * len(missing))
-            for r in self.store.execute(
-                "SELECT id, title, publisher, url, published, source FROM articles"
-                f" WHERE id IN ({marks})",
-                missing,
-            ):
-                known[r[0]] = Source(
-                    id=r[0], title=r[1], publisher=r[2], url=r[3], published=r[4], source=r[5]
-                )
+        for r in self._source_rows(idx, missing) if missing else []:
+            known[r[0]] = Source(
+                id=r[0], title=r[1], publisher=r[2], url=r[3], published=r[4], source=r[5]
+            )
         return {a: known[a] for a in article_ids}
+
+    def _source_rows(self, idx: Indexes, ids: tuple[str, ...]) -> Iterable[tuple[Any, ...]]:
+        """(id, title, publisher, url, published, source) of these articles."""
+        if idx.article_sources is not None:
+            saved = idx.article_sources.get([idx.article_position[a] for a in ids])
+            return [(a, *json.loads(fields)) for a, fields in zip(ids, saved, strict=True)]
+        marks = ",".join("?" * len(ids))
+        return self.store.execute(
+            "SELECT id, title, publisher, url, published, source FROM articles"
+            f" WHERE id IN ({marks})",
+            ids,
+        )
 
 
 @dataclass(frozen=True)

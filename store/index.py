@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -167,6 +168,11 @@ class Indexes:
     article_sources: TextTable | None = None
     # The saved generation's folder while parts are memory-mapped from it (`make_resident`).
     mapped_from: Path | None = None
+
+    @cached_property
+    def article_position(self) -> dict[str, int]:
+        """Each article id's position in `article_ids`."""
+        return {a: i for i, a in enumerate(self.article_ids)}
 
     def collection_mask(self, names: list[str] | None) -> np.ndarray | None:
         """Which articles belong to these collections (None: every article)."""
