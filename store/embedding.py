@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
+
+from store.tokens import Encoded
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -29,6 +31,15 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces each text takes in the model's window, special tokens included."""
+        ...
+
+    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+        """`encode`, and each text's word pieces (special tokens left out) with their
+        vectors from the same forward pass (see `store.tokens`)."""
+        ...
+
+    def piece_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's word piece ids as `encode_tokens` gives them, without the model."""
         ...
 
 
@@ -78,6 +89,37 @@ class SentenceTransformerEmbedder:
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+        if len(texts) == 1:
+            import torch
+
+            with torch.inference_mode():
+                out = self._model(self._model.preprocess(texts))
+            rows: list[dict[str, Any]] = [{name: value[0] for name, value in out.items()}]
+        else:
+            rows = cast(
+                "list[dict[str, Any]]",
+                self._model.encode(
+                    texts, batch_size=batch_size, output_value=None, convert_to_numpy=False
+                ),
+            )
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        token_ids, tokens, pieces = [], [], []
+        for i, row in enumerate(rows):
+            vectors[i] = row["sentence_embedding"].float().numpy()
+            real = row["attention_mask"].bool()
+            ids = row["input_ids"][real].numpy().astype(np.int32)
+            # [CLS] and [SEP] stand for the whole text, not a word of it.
+            token_ids.append(ids[1:-1])
+            tokens.append(row["token_embeddings"][real].float().numpy()[1:-1])
+            pieces.append(self._tokenizer.convert_ids_to_tokens(ids[1:-1].tolist()))
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return Encoded(vectors, token_ids, tokens, pieces)
+
+    def piece_ids(self, texts: list[str]) -> list[np.ndarray]:
+        enc = self._tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+        return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
 
     def _encode_one(self, text: str) -> np.ndarray:
         """One text (a question) through the model's own preprocessing and modules.
@@ -133,3 +175,20 @@ class HashingEmbedder:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(_WORD.findall(t)) + 2 for t in texts]
+
+    def piece_ids(self, texts: list[str]) -> list[np.ndarray]:
+        return self.encode_tokens(texts).token_ids
+
+    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+        """Each word a token: its id is its bucket, its vector the one-hot of that bucket."""
+        token_ids, tokens, pieces = [], [], []
+        for text in texts:
+            found = _WORD.findall(text.lower())
+            pieces.append(found)
+            buckets = [self._bucket(w) for w in found]
+            ids = np.asarray([b % 65_536 for b in buckets], dtype=np.int32)
+            vecs = np.zeros((len(buckets), self.dim), dtype=np.float32)
+            vecs[np.arange(len(buckets)), [b % self.dim for b in buckets]] = 1.0
+            token_ids.append(ids)
+            tokens.append(vecs)
+        return Encoded(self.encode(texts, batch_size), token_ids, tokens, pieces)

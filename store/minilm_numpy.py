@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from store.embedding import DEFAULT_MODEL, bundled_model_path
+from store.tokens import Encoded
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -192,10 +193,18 @@ class NumpyMiniLM:
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Embed `texts` as L2-normalised float32 rows, shape (len(texts), dim)."""
+        return self._run(texts, batch_size, keep_tokens=False).vectors
+
+    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+        """`encode`, and each text's word pieces with their last-layer vectors."""
+        return self._run(texts, batch_size, keep_tokens=True)
+
+    def _run(self, texts: list[str], batch_size: int, *, keep_tokens: bool) -> Encoded:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        token_ids: list[np.ndarray] = [np.zeros(0, np.int32)] * len(texts)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
+        encodings = self._tokenizer.encode_batch(list(texts)) if texts else []
+        ids = [e.ids for e in encodings]
         # Longest first, so that each batch pads as little as possible.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         for start in range(0, len(order), max(1, batch_size)):
@@ -206,8 +215,22 @@ class NumpyMiniLM:
             for r, i in enumerate(rows):
                 batch[r, : len(ids[i])] = ids[i]
                 mask[r, : len(ids[i])] = 1.0
-            out[rows] = self._forward(batch, mask)
-        return out
+            hidden = self._hidden(batch, mask)
+            out[rows] = _mean_pool(hidden, mask)
+            if keep_tokens:
+                for r, i in enumerate(rows):
+                    # [CLS] and [SEP] stand for the whole text, not a word of it.
+                    token_ids[i] = np.asarray(ids[i][1:-1], dtype=np.int32)
+                    tokens[i] = hidden[r, 1 : len(ids[i]) - 1].copy()
+        pieces = [e.tokens[1:-1] if keep_tokens else [] for e in encodings]
+        return Encoded(out, token_ids, tokens, pieces)
+
+    def piece_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's word piece ids, [CLS] and [SEP] left out (as `encode_tokens`)."""
+        return [
+            np.asarray(e.ids[1:-1], dtype=np.int32)
+            for e in self._tokenizer.encode_batch(list(texts))
+        ]
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces each text takes, [CLS] and [SEP] included, without truncation."""
@@ -224,8 +247,8 @@ class NumpyMiniLM:
 
     # -- the network --------------------------------------------------------------------
 
-    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Pooled, normalised embeddings of one padded batch: ids and mask are (B, L)."""
+    def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The last layer's token states of one padded batch, (B, L, H)."""
         b, length = ids.shape
         heads, head_dim = self._heads, self.dim // self._heads
         x = self._word[ids]  # (B, L, H), a fresh array
@@ -257,9 +280,13 @@ class NumpyMiniLM:
             x += attn
             _layer_norm_inplace(x, layer.ln2_w, layer.ln2_b, self._eps)
 
-        tokens = x.reshape(b, length, self.dim)
-        summed = (mask[:, None, :] @ tokens)[:, 0]  # (B, H): sum over real tokens
-        summed /= np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
-        norms = np.linalg.norm(summed, axis=1, keepdims=True)
-        summed /= np.maximum(norms, np.float32(1e-12))
-        return summed
+        return x.reshape(b, length, self.dim)
+
+
+def _mean_pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mean of each row's real tokens, L2-normalised: (B, L, H) and (B, L) -> (B, H)."""
+    summed = (mask[:, None, :] @ tokens)[:, 0]  # (B, H): sum over real tokens
+    summed /= np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
+    norms = np.linalg.norm(summed, axis=1, keepdims=True)
+    summed /= np.maximum(norms, np.float32(1e-12))
+    return summed

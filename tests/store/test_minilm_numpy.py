@@ -143,6 +143,27 @@ def test_vectors_match_sentence_transformers(
 
 
 @pytest.mark.slow
+def test_token_vectors_match_sentence_transformers(
+    numpy_model: NumpyMiniLM, st_model: SentenceTransformer
+) -> None:
+    # Sentences are stored with token vectors from the library; questions are matched
+    # against them with the numpy runtime's.
+    from store.embedding import SentenceTransformerEmbedder
+
+    library = SentenceTransformerEmbedder()
+    expected = library.encode_tokens(TEXTS, batch_size=5)
+    got = numpy_model.encode_tokens(TEXTS, batch_size=3)
+    one = library.encode_tokens(TEXTS[:1])
+    for e, g in zip(expected.token_ids, got.token_ids, strict=True):
+        np.testing.assert_array_equal(e, g)
+    assert expected.pieces == got.pieces
+    for e, g in zip(expected.tokens, got.tokens, strict=True):
+        assert e.shape == g.shape and (e.size == 0 or np.abs(e - g).max() < 1e-4)
+    assert np.abs(one.tokens[0] - expected.tokens[0]).max() < 1e-4
+    np.testing.assert_allclose(got.vectors, numpy_model.encode(TEXTS), atol=1e-6)
+
+
+@pytest.mark.slow
 def test_token_counts_match_sentence_transformers(
     numpy_model: NumpyMiniLM, st_model: SentenceTransformer
 ) -> None:
