@@ -38,6 +38,7 @@ from store.index import (
     sample_vectors,
     stats_sample,
 )
+from store.tokens import QuestionTokens, TokenTable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,12 @@ class Weights:
     abstain_below: float = 0.69
     # Further answers must reach at least this fraction of the first one's confidence.
     relative_floor: float = 0.8
+    # The best `token_depth` candidates by the mix above are reranked by late interaction
+    # (store/tokens.py): MaxSim of the question against the sentence, and against all of
+    # its passage's sentences, each on a 0-1 scale, added with these weights.
+    token_depth: int = 30
+    sentence_tokens: float = 40.0
+    passage_tokens: float = 30.0
 
 
 @dataclass
@@ -123,6 +130,7 @@ class Retriever:
         self._population: tuple[Indexes, _Population] | None = None
         # Article metadata already read, for the index generation it was read under.
         self._known_sources: tuple[Indexes, dict[str, Source]] | None = None
+        self._known_titles: tuple[Indexes, dict[int, np.ndarray]] | None = None
         self._resident = False
         self._reading: threading.Thread | None = None
         self._asking = 0  # questions being answered now (a background read waits for them)
@@ -205,10 +213,10 @@ class Retriever:
             t0 = time.perf_counter()
             # The encode keeps BLAS's threads: the numpy runtime's products are large enough to
             # gain from both cores (7.3 ms against 10.5 ms on one).
-            qvec = self.embedder.encode([question])[0] if mode != "bm25" else None
+            qvec, qtok = self._encode(idx, [question], mode)[0]
             t1 = time.perf_counter()
             with _one_blas_thread():
-                ranked = self._rank(idx, question, qvec, mode, collections)
+                ranked = self._rank(idx, question, qvec, mode, collections, qtok)
                 t2 = time.perf_counter()
                 answers = self._select(idx, ranked, k, mode)
                 t3 = time.perf_counter()
@@ -239,15 +247,31 @@ class Retriever:
         Embeds the questions in one batch; the ranking is the one `ask` uses.
         """
         idx = self.indexes()
-        qvecs = self.embedder.encode(questions) if mode != "bm25" else [None] * len(questions)
         out = []
-        for question, qvec in zip(questions, qvecs, strict=True):
-            ranked = self._rank(idx, question, qvec, mode, collections)
+        for question, (qvec, qtok) in zip(
+            questions, self._encode(idx, questions, mode), strict=True
+        ):
+            ranked = self._rank(idx, question, qvec, mode, collections, qtok)
             assert ranked.confidence is not None
             out.append(
                 Ranked(ranked.positions[:depth], ranked.scores[:depth], ranked.confidence[:depth])
             )
         return out
+
+    def _encode(
+        self, idx: Indexes, questions: list[str], mode: Mode
+    ) -> list[tuple[np.ndarray | None, QuestionTokens | None]]:
+        """Each question's vector, and its word pieces when the ranking uses them."""
+        table = idx.sentences.tokens
+        if mode == "bm25":
+            return [(None, None)] * len(questions)
+        if mode == "dense" or table is None:
+            return [(v, None) for v in self.embedder.encode(questions)]
+        enc = self.embedder.encode_tokens(questions)
+        return [
+            (enc.vectors[i], table.question(enc.token_ids[i], enc.tokens[i], enc.pieces[i]))
+            for i in range(len(questions))
+        ]
 
     def sentence_rowids(self, positions: np.ndarray) -> np.ndarray:
         """SQLite row ids of sentences at these index positions."""
@@ -270,6 +294,7 @@ class Retriever:
         qvec: np.ndarray | None,
         mode: Mode,
         collections: list[str] | None,
+        qtok: QuestionTokens | None = None,
     ) -> Ranked:
         sents, passes = idx.sentences, idx.passages
         if len(sents.rowids) == 0:
@@ -350,7 +375,68 @@ class Retriever:
             / total
             * 2
         ) - w.unknown_words_penalty * sents.bm25.unknown_share(question)
+        if qtok is not None and sents.tokens is not None:
+            self._rerank(idx, sents.tokens, qtok, cand, score)
         return _sorted(cand, score, confidence)
+
+    def _rerank(
+        self,
+        idx: Indexes,
+        table: TokenTable,
+        qtok: QuestionTokens,
+        cand: np.ndarray,
+        score: np.ndarray,
+    ) -> None:
+        """Add the late-interaction scores to the best `token_depth` candidates, in place.
+
+        Sentences without token vectors (stored before they were kept) get the mean of the
+        others', so that they neither gain nor lose against them.
+        """
+        w = self.weights
+        depth = min(w.token_depth, len(cand))
+        if depth == 0:
+            return
+        top = np.argpartition(-score, depth - 1)[:depth] if depth < len(cand) else np.arange(depth)
+        chosen = cand[top]
+        passages = idx.sentence_passage[chosen].astype(np.int64)
+        unique_p, of_p = np.unique(passages, return_inverse=True)
+        members = self._members(idx, unique_p)
+        assert self._passage_members is not None
+        bounds = self._passage_members[2]
+        member_group = np.repeat(np.arange(len(unique_p)), bounds[unique_p + 1] - bounds[unique_p])
+        articles = np.concatenate([idx.sentences.article[chosen], idx.passages.article[unique_p]])
+        sims = table.maxsim(
+            qtok,
+            np.concatenate([chosen, members]),
+            np.concatenate([np.arange(depth), depth + member_group]),
+            self._in_title(idx, qtok, articles),
+        )
+        s_sim, p_sim = sims[:depth], sims[depth:][of_p]
+        for values in (s_sim, p_sim):
+            missing = np.isnan(values)
+            if missing.all():
+                return
+            values[missing] = float(values[~missing].mean())
+        score[top] += w.sentence_tokens * s_sim + w.passage_tokens * p_sim
+
+    def _in_title(self, idx: Indexes, qtok: QuestionTokens, articles: np.ndarray) -> np.ndarray:
+        """Which question pieces each of these articles' titles holds, (pieces, articles)."""
+        titles = self._title_pieces(idx, articles)
+        return np.stack([np.isin(qtok.ids, titles[int(a)]) for a in articles.tolist()], 1)
+
+    def _title_pieces(self, idx: Indexes, articles: np.ndarray) -> dict[int, np.ndarray]:
+        """The word piece ids of these articles' titles (as embedded), each tokenised once
+        per index generation."""
+        cached = self._known_titles
+        if cached is None or cached[0] is not idx:
+            cached = self._known_titles = (idx, {})
+        known = cached[1]
+        missing = sorted({int(a) for a in articles.tolist()} - known.keys())
+        if missing:
+            sources = self._sources(idx, {idx.article_ids[a] for a in missing})
+            titles = [(sources[idx.article_ids[a]].title or "")[:200] for a in missing]
+            known.update(zip(missing, self.embedder.piece_ids(titles), strict=True))
+        return known
 
     def _members(self, idx: Indexes, passages: np.ndarray) -> np.ndarray:
         """Sentence positions of these passages, without a pass over every sentence."""

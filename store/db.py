@@ -40,6 +40,16 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_guid ON articles (guid);
 CREATE INDEX IF NOT EXISTS articles_url ON articles (url);
 CREATE TABLE IF NOT EXISTS vectors (hash BLOB PRIMARY KEY, vec BLOB NOT NULL);
+-- A sentence's word pieces and their int8 token vectors (store/tokens.py), by the same hash.
+-- Stores made before 2026-12-02 have none: their sentences rank without them.
+CREATE TABLE IF NOT EXISTS token_vectors (
+    hash BLOB PRIMARY KEY, ids BLOB NOT NULL, vecs BLOB NOT NULL
+);
+-- The projection every token vector in the store was made with, fitted on its first ones.
+CREATE TABLE IF NOT EXISTS token_projection (
+    id INTEGER PRIMARY KEY CHECK (id = 0), dim INTEGER NOT NULL, k INTEGER NOT NULL,
+    matrix BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY,
     article_id TEXT NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
@@ -202,10 +212,49 @@ class Store:
             )
         return found
 
-    def put_article(self, article: NewArticle, vectors: dict[bytes, np.ndarray]) -> None:
+    def known_tokens(self, hashes: Iterable[bytes]) -> set[bytes]:
+        """Which of these sentence text hashes already have token vectors."""
+        found: set[bytes] = set()
+        batch = list(hashes)
+        for i in range(0, len(batch), 500):
+            chunk = batch[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT hash FROM token_vectors WHERE hash IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def token_projection(self) -> np.ndarray | None:
+        """The (dim, k) projection of the store's token vectors, None until the first."""
+        row = self._db.execute("SELECT dim, k, matrix FROM token_projection").fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row[2], dtype=np.float32).reshape(row[0], row[1]).copy()
+
+    def set_token_projection(self, matrix: np.ndarray) -> np.ndarray:
+        """Record the projection unless the store has one already; the one in force."""
+        m = np.ascontiguousarray(matrix, dtype=np.float32)
+        self._db.execute(
+            "INSERT OR IGNORE INTO token_projection (id, dim, k, matrix) VALUES (0, ?, ?, ?)",
+            (m.shape[0], m.shape[1], m.tobytes()),
+        )
+        current = self.token_projection()
+        assert current is not None
+        return current
+
+    def put_article(
+        self,
+        article: NewArticle,
+        vectors: dict[bytes, np.ndarray],
+        tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         """Write an article version, replacing any other version with the same key.
 
-        `vectors` must hold every embedded text's vector that the store lacks.
+        `vectors` must hold every embedded text's vector that the store lacks; `tokens`
+        the (word piece ids, int8 token vectors) of sentence texts that lack them.
         """
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._tx() as db:
@@ -237,6 +286,13 @@ class Store:
                 [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
             )
             db.executemany(
+                "INSERT OR IGNORE INTO token_vectors (hash, ids, vecs) VALUES (?, ?, ?)",
+                [
+                    (h, np.asarray(ids, np.int32).tobytes(), np.asarray(v, np.int8).tobytes())
+                    for h, (ids, v) in (tokens or {}).items()
+                ],
+            )
+            db.executemany(
                 "INSERT INTO passages (article_id, idx, first, last, text, vec_hash)"
                 " VALUES (?,?,?,?,?,?)",
                 [
@@ -260,6 +316,7 @@ class Store:
             "DELETE FROM vectors WHERE hash NOT IN (SELECT vec_hash FROM sentences)"
             " AND hash NOT IN (SELECT vec_hash FROM passages)"
         )
+        db.execute("DELETE FROM token_vectors WHERE hash NOT IN (SELECT vec_hash FROM sentences)")
 
     def forget(self, ref: str, collection: str | None = None) -> list[ArticleInfo]:
         """Remove the articles `ref` names: an id (or its first 8+ characters), URL or key."""
@@ -371,6 +428,7 @@ class Store:
             "sentences": one("SELECT COUNT(*) FROM sentences").fetchone()[0],
             "passages": one("SELECT COUNT(*) FROM passages").fetchone()[0],
             "vectors": one("SELECT COUNT(*) FROM vectors").fetchone()[0],
+            "token_vectors": one("SELECT COUNT(*) FROM token_vectors").fetchone()[0],
             "collections": [r[0] for r in one("SELECT DISTINCT collection FROM articles")],
             "model": self.model,
             "dim": self.dim,
@@ -382,17 +440,22 @@ class Store:
 
     def iter_units(
         self, table: str
-    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int]]:
+    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, bytes | None]]:
         """Every sentence or passage: rowid, article id, collection, title, text, index,
-        vector, and its span (a sentence's start and end offsets in the article's text, a
-        passage's first and last sentence)."""
+        vector, its span (a sentence's start and end offsets in the article's text, a
+        passage's first and last sentence), and a sentence's word piece ids and token
+        vectors (None for passages and for sentences stored without them)."""
         if table not in ("sentences", "passages"):
             raise ValueError(table)
-        span = "u.start, u.end" if table == "sentences" else "u.first, u.last"
+        if table == "sentences":
+            span, tokens = "u.start, u.end", "t.ids, t.vecs"
+            join = " LEFT JOIN token_vectors t ON t.hash = u.vec_hash"
+        else:
+            span, tokens, join = "u.first, u.last", "NULL, NULL", ""
         yield from self._db.execute(
-            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec, {span}"
-            f" FROM {table} u JOIN articles a ON a.id = u.article_id"
-            f" JOIN vectors v ON v.hash = u.vec_hash ORDER BY u.article_id, u.idx"
+            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec, {span},"
+            f" {tokens} FROM {table} u JOIN articles a ON a.id = u.article_id"
+            f" JOIN vectors v ON v.hash = u.vec_hash{join} ORDER BY u.article_id, u.idx"
         )
 
     def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:

@@ -24,6 +24,7 @@ import numpy as np
 
 from store.bm25 import BM25, Rows
 from store.db import Store
+from store.tokens import TokenTable
 
 if TYPE_CHECKING:
     import faiss
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 Unit = Literal["sentences", "passages"]
 DenseKind = Literal["flat", "ivf"]
 _UNITS: tuple[Unit, Unit] = ("sentences", "passages")
-INDEX_VERSION = 6  # 5: BM25 heads carry their weights; 6: sentence texts and spans
+INDEX_VERSION = 7  # 5: BM25 heads carry their weights; 6: sentence texts and spans; 7: tokens
 # Up to this many vectors the search is exact (a matrix-vector product); above it an IVF
 # index. Measured on 2 cores (`qabot bench`, 384-d MiniLM-like vectors): the product costs
 # ~0.09 ms per 1k vectors on one BLAS thread (45k sentences: 4.0 ms; 2.2 ms on two threads,
@@ -72,6 +73,8 @@ class UnitIndex:
     texts: TextTable | None = None
     start: np.ndarray | None = None  # int32: offsets in the article's cleaned text
     end: np.ndarray | None = None
+    # Sentences only: their word pieces' vectors, for reranking (store/tokens.py).
+    tokens: TokenTable | None = None
 
     def dense(self) -> faiss.Index:
         if self.faiss_index is None:
@@ -384,7 +387,8 @@ def _unit_from_store(
     # vector twice, 15 GB at a million passages' five million sentences.
     count = store.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     matrix = np.empty((count, dim), dtype=np.float32)
-    for row, (rowid, article_id, _collection, title, text, idx, vec, first, last) in enumerate(
+    token_rows: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for row, (rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks) in enumerate(
         store.iter_units(table)
     ):
         if row == len(matrix):  # rows added since the count (an ingest in another process)
@@ -401,6 +405,11 @@ def _unit_from_store(
         if table == "sentences":
             texts.append(text)
             spans.append((first, last))
+            token_rows.append(
+                None
+                if ids is None or toks is None
+                else (np.frombuffer(ids, np.int32), np.frombuffer(toks, np.int8))
+            )
     matrix = matrix[: len(rowids)]  # rows written between the count and the read don't exist
     unit = UnitIndex(
         rowids=np.asarray(rowids, dtype=np.int64),
@@ -413,6 +422,9 @@ def _unit_from_store(
     if table == "sentences":
         span = np.asarray(spans, dtype=np.int32).reshape(-1, 2)
         unit.texts, unit.start, unit.end = TextTable.of(texts), span[:, 0].copy(), span[:, 1].copy()
+        projection = store.token_projection()
+        if projection is not None:
+            unit.tokens = TokenTable.of(token_rows, projection)
     return unit, keys
 
 
@@ -480,6 +492,8 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
                 unit.texts.save(tmp / name)
                 np.save(tmp / f"{name}.start.npy", unit.start)
                 np.save(tmp / f"{name}.end.npy", unit.end)
+            if unit.tokens is not None:
+                unit.tokens.save(tmp)
             # A flat index is the vectors themselves, rebuilt on load in milliseconds.
             if dense_kind(len(unit.rowids)) != "flat":
                 faiss.write_index(unit.dense(), str(tmp / f"{name}.faiss"))
@@ -641,6 +655,7 @@ def _load_unit(gen_dir: Path, name: str, manifest: dict[str, Any], *, mapped: bo
         unit.texts = TextTable.load(gen_dir / name, mapped=mapped)
         unit.start = np.load(gen_dir / f"{name}.start.npy", mmap_mode=mode)
         unit.end = np.load(gen_dir / f"{name}.end.npy", mmap_mode=mode)
+        unit.tokens = TokenTable.load(gen_dir, mapped=mapped)
     return unit
 
 
@@ -667,7 +682,8 @@ def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> 
     for name in _UNITS:
         mapped: UnitIndex = getattr(indexes, name)
         for part in sorted(gen_dir.glob(f"{name}.*")):
-            if not part.name.endswith(".vectors.npy"):
+            # The float32 vectors and the token vectors stay mapped (see `_load_unit`).
+            if not part.name.endswith((".vectors.npy", ".tokens.npy")):
                 _read_through(part, pause)
         unit = _load_unit(gen_dir, name, manifest, mapped=False)
         if mapped.faiss_index is not None and unit.faiss_index is not None:
@@ -677,6 +693,7 @@ def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> 
         for field_name in ("faiss_index", "bm25", "rowids", "article", "position"):
             setattr(mapped, field_name, getattr(unit, field_name))
         mapped.texts, mapped.start, mapped.end = unit.texts, unit.start, unit.end
+        mapped.tokens = unit.tokens
     _read_through(gen_dir / "sentence_passage.npy", pause)
     indexes.sentence_passage = np.load(gen_dir / "sentence_passage.npy")
     if indexes.article_sources is not None:

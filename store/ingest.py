@@ -19,6 +19,7 @@ from store.embedding import Embedder
 from store.errors import SkipSource
 from store.models import RawArticle
 from store.sentences import split_long
+from store.tokens import fit_projection, quantize
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class _Prepared:
     raw: RawArticle
     article: NewArticle
     texts: list[str]  # every embedded text (sentences, then passages)
+    # Word pieces of the title each sentence is embedded under, which its token vectors
+    # leave out: they would match a question that restates the headline in every sentence.
+    title_pieces: int = 0
 
 
 def article_id(collection: str, key: str, title: str, text: str) -> str:
@@ -133,7 +137,8 @@ class Ingestor:
             passages=passages,
         )
         texts = [s[3] for s in sentences] + [p[3] for p in passages]
-        return _Prepared(raw=raw, article=article, texts=texts)
+        title_pieces = self.embedder.count_tokens([title[:200]])[0] - 2
+        return _Prepared(raw=raw, article=article, texts=texts, title_pieces=title_pieces)
 
     def _pack(
         self,
@@ -210,24 +215,58 @@ class Ingestor:
     ) -> None:
         if not pending:
             return
-        unique: dict[bytes, str] = {}
+        sentences: dict[bytes, str] = {}
+        passages: dict[bytes, str] = {}
+        title_pieces: dict[bytes, int] = {}
         for prepared in pending:
-            for t in prepared.texts:
-                unique.setdefault(text_hash(t), t)
-        known = self.store.known_vectors(unique)
-        todo = [(h, t) for h, t in unique.items() if h not in known]
+            for _, _, _, t in prepared.article.sentences:
+                sentences.setdefault(text_hash(t), t)
+                title_pieces.setdefault(text_hash(t), prepared.title_pieces)
+            for _, _, _, t in prepared.article.passages:
+                passages.setdefault(text_hash(t), t)
+        known = self.store.known_vectors([*sentences, *passages])
+        # A sentence is embedded again when it has a vector but no token vectors (stored
+        # before they were kept): the pass that embeds it is what yields them.
+        have_tokens = self.store.known_tokens(sentences)
+        # Sorting by length packs batches of similar lengths: less padding, faster.
+        todo_s = sorted(
+            ((h, t) for h, t in sentences.items() if h not in have_tokens), key=lambda x: len(x[1])
+        )
+        todo_p = sorted(
+            ((h, t) for h, t in passages.items() if h not in known and h not in sentences),
+            key=lambda x: len(x[1]),
+        )
         vectors: dict[bytes, np.ndarray] = {}
-        if todo:
-            # Sorting by length packs batches of similar lengths: less padding, faster.
-            todo.sort(key=lambda ht: len(ht[1]))
-            matrix = self.embedder.encode([t for _, t in todo], batch_size=self.batch_size)
-            vectors = {h: matrix[i] for i, (h, _) in enumerate(todo)}
-            report.embedded += len(todo)
+        tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        if todo_s:
+            encoded = self.embedder.encode_tokens([t for _, t in todo_s], self.batch_size)
+            body = [slice(title_pieces[h], None) for h, _ in todo_s]
+            projection = self.store.token_projection()
+            if projection is None:
+                projection = self.store.set_token_projection(
+                    fit_projection(
+                        [t[cut] for t, cut in zip(encoded.tokens, body, strict=True)],
+                        self.embedder.dim,
+                    )
+                )
+            for i, (h, _) in enumerate(todo_s):
+                if h not in known:
+                    vectors[h] = encoded.vectors[i]
+                ids, vecs = encoded.token_ids[i][body[i]], encoded.tokens[i][body[i]]
+                tokens[h] = (ids, quantize(vecs, projection))
+        if todo_p:
+            matrix = self.embedder.encode([t for _, t in todo_p], batch_size=self.batch_size)
+            vectors.update((h, matrix[i]) for i, (h, _) in enumerate(todo_p))
+        report.embedded += len(todo_s) + len(todo_p)
         for prepared in pending:
             article = prepared.article
             hashes = {text_hash(t) for t in prepared.texts}
             previous = self.store.article_state(article.collection, article.key)
-            self.store.put_article(article, {h: vectors[h] for h in hashes if h in vectors})
+            self.store.put_article(
+                article,
+                {h: vectors[h] for h in hashes if h in vectors},
+                {h: tokens[h] for h in hashes if h in tokens},
+            )
             (report.updated if previous else report.added).append(article.title)
             report.sentences += len(article.sentences)
             report.passages += len(article.passages)

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +43,10 @@ class Seed:
     sentence_texts: list[list[str]]  # per passage
     passage_vectors: np.ndarray  # (P, dim)
     sentence_vectors: list[np.ndarray]  # per passage: (sentences, dim)
+    # Per passage, per sentence: its word piece ids and token vectors as stored (or None),
+    # copied as they are (a synthetic sentence is a real sentence's text).
+    sentence_tokens: list[list[tuple[bytes, bytes] | None]] = field(default_factory=list)
+    token_projection: np.ndarray | None = None
 
     @property
     def all_vectors(self) -> np.ndarray:
@@ -57,22 +61,26 @@ def read_seed(store: Store) -> Seed:
         " JOIN articles a ON a.id = p.article_id JOIN vectors v ON v.hash = p.vec_hash"
         " ORDER BY p.article_id, p.idx"
     ).fetchall()
-    sents: dict[str, list[tuple[str, bytes]]] = {}
-    for article_id, text, vec in store.execute(
-        "SELECT s.article_id, s.text, v.vec FROM sentences s JOIN vectors v"
-        " ON v.hash = s.vec_hash ORDER BY s.article_id, s.idx"
+    sents: dict[str, list[tuple[str, bytes, tuple[bytes, bytes] | None]]] = {}
+    for article_id, text, vec, ids, toks in store.execute(
+        "SELECT s.article_id, s.text, v.vec, t.ids, t.vecs FROM sentences s JOIN vectors v"
+        " ON v.hash = s.vec_hash LEFT JOIN token_vectors t ON t.hash = s.vec_hash"
+        " ORDER BY s.article_id, s.idx"
     ):
-        sents.setdefault(article_id, []).append((text, vec))
+        tokens = None if ids is None else (ids, toks)
+        sents.setdefault(article_id, []).append((text, vec, tokens))
     seed = Seed([], [], [], np.zeros((len(rows), dim), np.float32), [])
+    seed.token_projection = store.token_projection()
     for i, (article_id, _idx, first, last, text, title, vec) in enumerate(rows):
         members = sents[article_id][first : last + 1]
         seed.titles.append(title)
         seed.passage_texts.append(text)
-        seed.sentence_texts.append([t for t, _ in members])
+        seed.sentence_texts.append([t for t, _, _ in members])
         seed.passage_vectors[i] = np.frombuffer(vec, np.float32)
         seed.sentence_vectors.append(
-            np.frombuffer(b"".join(v for _, v in members), np.float32).reshape(-1, dim)
+            np.frombuffer(b"".join(v for _, v, _ in members), np.float32).reshape(-1, dim)
         )
+        seed.sentence_tokens.append([tok for _, _, tok in members])
     return seed
 
 
@@ -111,8 +119,11 @@ def write_synthetic_store(
     sentences_written = 0
     block = 500  # articles per transaction
     store.execute("PRAGMA cache_size=-1000000")  # 1 GB: the hash index stays in memory
+    if seed.token_projection is not None:
+        store.set_token_projection(seed.token_projection)
     for first_article in range(0, n_articles, block):
         articles, passage_rows, sentence_rows, vector_rows = [], [], [], []
+        token_rows: list[tuple[bytes, bytes, bytes]] = []
         last_article = min(n_articles, first_article + block)
         for a in range(first_article, last_article):
             count = min(PASSAGES_PER_ARTICLE, passages - a * PASSAGES_PER_ARTICLE)
@@ -126,12 +137,15 @@ def write_synthetic_store(
             s_idx = 0
             for pi, p in enumerate(picks.tolist()):
                 first_sentence = s_idx
-                for sentence in seed.sentence_texts[p]:
+                tokens = seed.sentence_tokens[p] if seed.sentence_tokens else []
+                for j, sentence in enumerate(seed.sentence_texts[p]):
                     start = offset
                     end = start + len(sentence)
                     h = hashlib.blake2b(f"{sentence}\x1f{aid}\x1f{s_idx}".encode(), digest_size=16)
                     sentence_rows.append((aid, s_idx, start, end, pi, sentence, h.digest()))
                     vector_rows.append((h.digest(), s_vecs[s_idx].tobytes()))
+                    if j < len(tokens) and (copied := tokens[j]) is not None:
+                        token_rows.append((h.digest(), *copied))
                     text_parts.append(sentence)
                     offset = end + 1
                     s_idx += 1
@@ -150,6 +164,9 @@ def write_synthetic_store(
                 articles,
             )
             db.executemany("INSERT INTO vectors (hash, vec) VALUES (?, ?)", vector_rows)
+            db.executemany(
+                "INSERT INTO token_vectors (hash, ids, vecs) VALUES (?, ?, ?)", token_rows
+            )
             db.executemany(
                 "INSERT INTO passages (article_id, idx, first, last, text, vec_hash)"
                 " VALUES (?,?,?,?,?,?)",

@@ -138,3 +138,36 @@ def _mapped(array: np.ndarray) -> bool:
             return True
         base = getattr(base, "base", None)
     return False
+
+
+def test_a_store_made_before_token_vectors_still_answers_and_the_next_ingest_adds_them(
+    tmp_path: Path, real_embedder
+) -> None:  # type: ignore[no-untyped-def]
+    store = _store(tmp_path, real_embedder)
+    Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
+    with store.transaction() as db:  # what a store from before 2026-12-02 holds
+        db.execute("DELETE FROM token_vectors")
+        db.execute("DELETE FROM token_projection")
+    retriever = Retriever(store, real_embedder, tmp_path / "index")
+    assert retriever.indexes().sentences.tokens is None
+    answer = retriever.ask("Where did the Russian elite units land?")
+    assert "Sidi Barrani" in answer.answers[0].text
+    from store.models import RawArticle
+
+    Ingestor(store, real_embedder).ingest(
+        [
+            RawArticle(
+                key="orchard",
+                title="Fruit trees for the old rail yard",
+                text="Forty volunteers planted 120 fruit trees on Saturday on the rail yard.",
+                pre_cleaned=True,
+            )
+        ]
+    )
+    tokens = retriever.indexes().sentences.tokens
+    assert tokens is not None and store.stats()["token_vectors"] == 1
+    # The older sentences rank as before; the new one is found by its words.
+    assert (
+        "Sidi Barrani" in retriever.ask("Where did the Russian elite units land?").answers[0].text
+    )
+    assert "120 fruit trees" in retriever.ask("How many fruit trees were planted?").answers[0].text

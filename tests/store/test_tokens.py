@@ -1,0 +1,124 @@
+"""Token vectors: stored at ingest beside each sentence, used to rerank (store/tokens.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from store.db import Store
+from store.embedding import HashingEmbedder
+from store.index import open_indexes
+from store.ingest import Ingestor
+from store.models import RawArticle
+from store.tokens import QuestionTokens, fit_projection, quantize
+
+BODY = (
+    "The bridge reopened on Monday after a two-year repair of all its cables. "
+    "The work cost 48 million dollars, more than the city had planned.\n\n"
+    "Mayor Lena Ortiz was the first to cross the bridge on a bicycle."
+)
+
+
+def article(text: str = BODY, key: str = "bridge", title: str = "Harbour crossing") -> RawArticle:
+    return RawArticle(key=key, text=text, title=title, pre_cleaned=True)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "qabot.sqlite3", model="hashing-64", dim=64)
+
+
+def token_rows(store: Store) -> dict[str, int]:
+    """Each sentence's text and how many token vectors are stored for it."""
+    rows = store.execute(
+        "SELECT s.text, t.ids FROM sentences s JOIN token_vectors t ON t.hash = s.vec_hash"
+    ).fetchall()
+    return {text: len(np.frombuffer(ids, np.int32)) for text, ids in rows}
+
+
+def test_each_sentence_keeps_its_own_words_token_vectors_not_the_titles(store: Store) -> None:
+    Ingestor(store, HashingEmbedder()).ingest([article()])
+    stored = token_rows(store)
+    # Every sentence has them, one per word of the sentence: the title's two words, which
+    # the sentence was embedded under, are left out.
+    assert stored == {
+        "The bridge reopened on Monday after a two-year repair of all its cables.": 14,
+        "The work cost 48 million dollars, more than the city had planned.": 12,
+        "Mayor Lena Ortiz was the first to cross the bridge on a bicycle.": 13,
+    }
+    assert store.stats()["token_vectors"] == 3
+
+
+def test_the_projection_is_fitted_once_and_forgetting_drops_token_vectors(store: Store) -> None:
+    ingest = Ingestor(store, HashingEmbedder())
+    ingest.ingest([article()])
+    first = store.token_projection()
+    assert first is not None and first.shape == (64, 64)
+    np.testing.assert_allclose(first.T @ first, np.eye(64), atol=1e-4)  # orthonormal
+    ingest.ingest([article("An orchard of apple trees was planted.", key="orchard")])
+    second = store.token_projection()
+    assert second is not None and np.array_equal(first, second)
+    [orchard] = store.find("orchard")
+    store.forget(orchard.id)
+    assert store.stats()["token_vectors"] == 3
+
+
+def test_indexes_carry_the_token_table_and_reload_it(store: Store, tmp_path: Path) -> None:
+    Ingestor(store, HashingEmbedder()).ingest([article()])
+    built = open_indexes(store, tmp_path / "index")
+    loaded = open_indexes(store, tmp_path / "index")  # from the saved files this time
+    assert built.sentences.tokens is not None and loaded.sentences.tokens is not None
+    assert len(loaded.sentences.tokens) == 3
+    np.testing.assert_array_equal(
+        np.asarray(built.sentences.tokens.tokens), np.asarray(loaded.sentences.tokens.tokens)
+    )
+
+
+def test_maxsim_finds_the_sentence_holding_the_questions_rare_words(store: Store) -> None:
+    embedder = HashingEmbedder()
+    Ingestor(store, embedder).ingest([article()])
+    indexes = open_indexes(store, store.path.parent / "index")
+    table = indexes.sentences.tokens
+    assert table is not None
+    question = "Who was first to cross on a bicycle?"
+    enc = embedder.encode_tokens([question])
+    q = table.question(enc.token_ids[0], enc.tokens[0], enc.pieces[0])
+    assert q is not None
+    n = len(table)
+    scores = table.maxsim(q, np.arange(n), np.arange(n))
+    texts = indexes.sentences.texts
+    assert texts is not None
+    assert "bicycle" in texts.get([int(np.argmax(scores))])[0]
+    # "who", "was", "to", "on", "a" and "?" never outweigh the content words.
+    content = q.weights[q.content].min()
+    assert q.weights[~q.content].max() <= content + 1e-6
+
+
+def test_a_question_that_restates_the_title_scores_every_sentence_of_it_alike() -> None:
+    # Pieces: "where" (a stopword), "bridge", "reopen"; the title holds the last two.
+    q = QuestionTokens(
+        ids=np.array([1, 2, 3], np.int32),
+        vectors=np.eye(3, dtype=np.float32),
+        idf=np.array([4.0, 1.0, 1.0], np.float32),
+        content=np.array([False, True, True]),
+    )
+    in_title = np.array([[False], [True], [True]])
+    weights = q.weights_for(in_title)
+    # Nothing outside the title is asked, so "where" alone may not pick the sentence.
+    assert weights[0, 0] == 0.0 and weights[:, 0].sum() == pytest.approx(1.0)
+    # Without a title, "where" weighs no more than the content words (not its IDF of 4).
+    assert q.weights[0] == pytest.approx(q.weights[1])
+
+
+def test_quantized_tokens_keep_their_directions() -> None:
+    rng = np.random.default_rng(3)
+    tokens = rng.standard_normal((500, 64)).astype(np.float32)
+    projection = fit_projection([tokens], 64, 32)
+    codes = quantize(tokens[:20], projection)
+    assert codes.dtype == np.int8 and codes.shape == (20, 32)
+    exact = tokens[:20] @ projection
+    got = codes.astype(np.float32)
+    cosine = (exact * got).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(got, axis=1)
+    assert cosine.min() > 0.999
