@@ -192,19 +192,22 @@ class TokenTable:
         sentences have no token vectors scores NaN.
         """
         count = int(groups.max()) + 1 if len(groups) else 0
-        best = np.full((len(question.weights), count), -np.inf, dtype=np.float32)
+        best = np.full((len(question.ids), count), -np.inf, dtype=np.float32)
+        order = np.argsort(groups, kind="stable")
+        positions, groups = positions[order], groups[order]
         lo = self.offsets[positions]
-        hi = self.offsets[positions + 1]
-        has = hi > lo
-        if has.any():
-            pairs = zip(lo[has].tolist(), hi[has].tolist(), strict=True)
-            spans = [np.arange(a, b) for a, b in pairs]
-            rows = np.asarray(self.tokens[np.concatenate(spans)], dtype=np.float32)
+        lengths = self.offsets[positions + 1] - lo
+        total = int(lengths.sum())
+        if total:
+            # Every token of every sentence, in group order: row i of sentence j sits at
+            # lo[j] + i, gathered in one fancy index.
+            first = np.cumsum(lengths) - lengths
+            at = np.repeat(lo - first, lengths) + np.arange(total)
+            rows = np.asarray(self.tokens[at], dtype=np.float32)
             sims = question.vectors @ _normalised(rows).T  # (pieces, all their tokens)
-            starts = np.zeros(len(spans), dtype=np.int64)
-            np.cumsum([len(s) for s in spans[:-1]], out=starts[1:])
-            per_sentence = np.maximum.reduceat(sims, starts, axis=1)  # (pieces, sentences)
-            np.maximum.at(best.T, groups[has], per_sentence.T)
+            token_group = np.repeat(groups, lengths)
+            present, starts = np.unique(token_group, return_index=True)
+            best[:, present] = np.maximum.reduceat(sims, starts, axis=1)
         if in_title is None:
             in_title = np.zeros(best.shape, dtype=bool)
         missing = ~np.isfinite(best).any(axis=0)
