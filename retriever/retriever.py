@@ -4,8 +4,11 @@ Candidates are the best sentences by BM25 and by the dense model, plus every sen
 the best passages by either. Each candidate is scored by four signals: the question's
 cosine similarity to the sentence and to its passage (MiniLM; both embedded under the
 article's title), and BM25 of the sentence and of its passage (title included). Ranking
-sums their z-scores against the whole store; abstention uses an absolute mix of the same
-signals (cosines, and BM25 over the best score the question's words could reach).
+sums their z-scores against the whole store; then the best 30 are reranked by late
+interaction (MaxSim of the question's word pieces against the sentence's and its passage's,
+from token vectors stored at ingest: store/tokens.py). Abstention uses an absolute mix of
+the same signals (cosines, BM25 over the best score the question's words could reach, and
+the MaxSims).
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ class Retriever:
         self._population: tuple[Indexes, _Population] | None = None
         # Article metadata already read, for the index generation it was read under.
         self._known_sources: tuple[Indexes, dict[str, Source]] | None = None
-        self._known_titles: tuple[Indexes, dict[int, np.ndarray]] | None = None
+        self._known_titles: tuple[Indexes, dict[int, frozenset[int]]] | None = None
         self._resident = False
         self._reading: threading.Thread | None = None
         self._asking = 0  # questions being answered now (a background read waits for them)
@@ -449,10 +452,11 @@ class Retriever:
         """Which question pieces each of these articles' titles holds, (pieces, articles)."""
         titles = self._title_pieces(idx, articles)
         unique, of = np.unique(articles, return_inverse=True)
-        held = np.stack([np.isin(qtok.ids, titles[int(a)]) for a in unique.tolist()], 1)
-        return held[:, of]
+        ids = qtok.ids.tolist()
+        held = np.array([[i in titles[a] for a in unique.tolist()] for i in ids], dtype=bool)
+        return held.reshape(len(ids), len(unique))[:, of]
 
-    def _title_pieces(self, idx: Indexes, articles: np.ndarray) -> dict[int, np.ndarray]:
+    def _title_pieces(self, idx: Indexes, articles: np.ndarray) -> dict[int, frozenset[int]]:
         """The word piece ids of these articles' titles (as embedded), each tokenised once
         per index generation."""
         cached = self._known_titles
@@ -463,7 +467,8 @@ class Retriever:
         if missing:
             sources = self._sources(idx, {idx.article_ids[a] for a in missing})
             titles = [(sources[idx.article_ids[a]].title or "")[:200] for a in missing]
-            known.update(zip(missing, self.embedder.piece_ids(titles), strict=True))
+            pieces = self.embedder.piece_ids(titles)
+            known.update((a, frozenset(p.tolist())) for a, p in zip(missing, pieces, strict=True))
         return known
 
     def _members(self, idx: Indexes, passages: np.ndarray) -> np.ndarray:

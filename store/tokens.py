@@ -204,9 +204,14 @@ class TokenTable:
             first = np.cumsum(lengths) - lengths
             at = np.repeat(lo - first, lengths) + np.arange(total)
             rows = np.asarray(self.tokens[at], dtype=np.float32)
-            sims = question.vectors @ _normalised(rows).T  # (pieces, all their tokens)
-            token_group = np.repeat(groups, lengths)
-            present, starts = np.unique(token_group, return_index=True)
+            sims = question.vectors @ rows.T  # (pieces, all their tokens)
+            # Cosines: each column over its row's norm (a fifth of the cost of normalising
+            # the rows first, which was the rerank's largest step).
+            sims /= np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), np.float32(1e-12))
+            # Groups are sorted, so each one's tokens are a run; runs of empty groups vanish.
+            per_group = np.bincount(groups, weights=lengths, minlength=count).astype(np.int64)
+            present = np.flatnonzero(per_group)
+            starts = (np.cumsum(per_group) - per_group)[present]
             best[:, present] = np.maximum.reduceat(sims, starts, axis=1)
         if in_title is None:
             in_title = np.zeros(best.shape, dtype=bool)
