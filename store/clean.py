@@ -122,15 +122,15 @@ def same_words(a: list[str], b: list[str], threshold: float = 0.8) -> bool:
         return True
     if min(len(a), len(b)) < 6:
         return False
-    # Numbers carry facts: "route 14 on Sept. 15" and "route 15 on Sept. 22" differ.
-    if sorted(w for w in a if w.isdigit()) != sorted(w for w in b if w.isdigit()):
-        return False
     if min(len(a), len(b)) < 12:
         threshold = max(threshold, 0.88)
     # Upper bounds of ratio() first, cheapest first (difflib's real_quick_ratio and
     # quick_ratio, without building its matcher): most pairs are told apart by them alone.
     total = len(a) + len(b)
     if 2.0 * min(len(a), len(b)) / total < threshold:
+        return False
+    # Numbers carry facts: "route 14 on Sept. 15" and "route 15 on Sept. 22" differ.
+    if sorted(w for w in a if w.isdigit()) != sorted(w for w in b if w.isdigit()):
         return False
     if 2.0 * sum((Counter(a) & Counter(b)).values()) / total < threshold:
         return False

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 Unit = Literal["sentences", "passages"]
 DenseKind = Literal["flat", "ivf"]
 _UNITS: tuple[Unit, Unit] = ("sentences", "passages")
-INDEX_VERSION = 7  # 5: BM25 heads carry their weights; 6: sentence texts and spans; 7: tokens
+INDEX_VERSION = 8  # 5: BM25 heads carry their weights; 6: sentence texts and spans; 7-8: tokens
 # Up to this many vectors the search is exact (a matrix-vector product); above it an IVF
 # index. Measured on 2 cores (`qabot bench`, 384-d MiniLM-like vectors): the product costs
 # ~0.09 ms per 1k vectors on one BLAS thread (45k sentences: 4.0 ms; 2.2 ms on two threads,

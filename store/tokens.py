@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -124,12 +125,20 @@ class TokenTable:
     the projection they were made with and the IDF of each word piece over the sentences."""
 
     def __init__(
-        self, tokens: np.ndarray, offsets: np.ndarray, projection: np.ndarray, idf: np.ndarray
+        self,
+        tokens: np.ndarray,
+        offsets: np.ndarray,
+        projection: np.ndarray,
+        idf: np.ndarray,
+        inverse_norms: np.ndarray | None = None,
     ) -> None:
         self.tokens = tokens  # int8 (all pieces, k)
         self.offsets = offsets  # int64 (sentences + 1,)
         self.projection = projection  # float32 (dim, k)
         self.idf = idf  # float32 (vocabulary,)
+        # float32 (all pieces,): 1 / each int8 row's norm, so that a question's cosines are
+        # its products scaled, without norming the rows it gathers (~0.1 ms a question).
+        self.inverse_norms = _inverse_norms(tokens) if inverse_norms is None else inverse_norms
 
     @classmethod
     def of(
@@ -205,9 +214,7 @@ class TokenTable:
             at = np.repeat(lo - first, lengths) + np.arange(total)
             rows = np.asarray(self.tokens[at], dtype=np.float32)
             sims = question.vectors @ rows.T  # (pieces, all their tokens)
-            # Cosines: each column over its row's norm (a fifth of the cost of normalising
-            # the rows first, which was the rerank's largest step).
-            sims /= np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), np.float32(1e-12))
+            sims *= self.inverse_norms[at]  # cosines
             # Groups are sorted, so each one's tokens are a run; runs of empty groups vanish.
             per_group = np.bincount(groups, weights=lengths, minlength=count).astype(np.int64)
             present = np.flatnonzero(per_group)
@@ -226,6 +233,7 @@ class TokenTable:
         np.save(folder / "sentences.token_offsets.npy", self.offsets)
         np.save(folder / "tokens.projection.npy", self.projection)
         np.save(folder / "tokens.idf.npy", self.idf)
+        np.save(folder / "sentences.token_norms.npy", self.inverse_norms)
 
     @classmethod
     def load(cls, folder: Path, *, mapped: bool = False) -> TokenTable | None:
@@ -234,12 +242,24 @@ class TokenTable:
         question reads a hundred sentences')."""
         if not (folder / "sentences.tokens.npy").exists():
             return None
+        mode: Literal["r"] | None = "r" if mapped else None
         return cls(
             np.load(folder / "sentences.tokens.npy", mmap_mode="r"),
-            np.load(folder / "sentences.token_offsets.npy", mmap_mode="r" if mapped else None),
+            np.load(folder / "sentences.token_offsets.npy", mmap_mode=mode),
             np.load(folder / "tokens.projection.npy"),
             np.load(folder / "tokens.idf.npy"),
+            np.load(folder / "sentences.token_norms.npy", mmap_mode=mode),
         )
+
+
+def _inverse_norms(tokens: np.ndarray, piece: int = 1 << 20) -> np.ndarray:
+    """1 / the norm of each int8 row, a piece at a time (bounded temporaries)."""
+    out = np.empty(len(tokens), dtype=np.float32)
+    for start in range(0, len(tokens), piece):
+        rows = np.asarray(tokens[start : start + piece], dtype=np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        out[start : start + piece] = 1.0 / np.maximum(norms, np.float32(1e-12))
+    return out
 
 
 def _idf(ids: np.ndarray, sentences: int) -> np.ndarray:
