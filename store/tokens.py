@@ -202,24 +202,27 @@ class TokenTable:
         """
         count = int(groups.max()) + 1 if len(groups) else 0
         best = np.full((len(question.ids), count), -np.inf, dtype=np.float32)
-        order = np.argsort(groups, kind="stable")
-        positions, groups = positions[order], groups[order]
-        lo = self.offsets[positions]
-        lengths = self.offsets[positions + 1] - lo
+        if count == 0:
+            return np.zeros(0, dtype=np.float32)
+        # Each sentence once (a candidate is also a member of its passage's group).
+        unique, of = np.unique(positions, return_inverse=True)
+        lo = self.offsets[unique]
+        lengths = self.offsets[unique + 1] - lo
+        per_sentence = np.full((len(question.ids), len(unique)), -np.inf, dtype=np.float32)
         total = int(lengths.sum())
         if total:
-            # Every token of every sentence, in group order: row i of sentence j sits at
-            # lo[j] + i, gathered in one fancy index.
+            # Every token of every sentence: row i of sentence j sits at lo[j] + i,
+            # gathered in one fancy index.
             first = np.cumsum(lengths) - lengths
             at = np.repeat(lo - first, lengths) + np.arange(total)
             rows = np.asarray(self.tokens[at], dtype=np.float32)
             sims = question.vectors @ rows.T  # (pieces, all their tokens)
             sims *= self.inverse_norms[at]  # cosines
-            # Groups are sorted, so each one's tokens are a run; runs of empty groups vanish.
-            per_group = np.bincount(groups, weights=lengths, minlength=count).astype(np.int64)
-            present = np.flatnonzero(per_group)
-            starts = (np.cumsum(per_group) - per_group)[present]
-            best[:, present] = np.maximum.reduceat(sims, starts, axis=1)
+            has = lengths > 0
+            per_sentence[:, has] = np.maximum.reduceat(sims, first[has], axis=1)
+        order = np.argsort(groups, kind="stable")
+        present, starts = np.unique(groups[order], return_index=True)
+        best[:, present] = np.maximum.reduceat(per_sentence[:, of[order]], starts, axis=1)
         if in_title is None:
             in_title = np.zeros(best.shape, dtype=bool)
         missing = ~np.isfinite(best).any(axis=0)
