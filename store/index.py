@@ -24,7 +24,7 @@ import numpy as np
 
 from store.bm25 import BM25, Rows
 from store.db import Store
-from store.tokens import TokenTable
+from store.tokens import RESIDENT_TOKENS_MAX, TokenTable
 
 if TYPE_CHECKING:
     import faiss
@@ -682,8 +682,9 @@ def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> 
     for name in _UNITS:
         mapped: UnitIndex = getattr(indexes, name)
         for part in sorted(gen_dir.glob(f"{name}.*")):
-            # The float32 vectors and the token vectors stay mapped (see `_load_unit`).
-            if not part.name.endswith((".vectors.npy", ".tokens.npy")):
+            # The float32 vectors and large token vectors stay mapped (see `_load_unit`).
+            big = part.name.endswith(".tokens.npy") and part.stat().st_size > RESIDENT_TOKENS_MAX
+            if not part.name.endswith(".vectors.npy") and not big:
                 _read_through(part, pause)
         unit = _load_unit(gen_dir, name, manifest, mapped=False)
         if mapped.faiss_index is not None and unit.faiss_index is not None:

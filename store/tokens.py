@@ -30,6 +30,9 @@ import numpy as np
 from store.bm25 import STOPWORDS
 
 PROJECTED_DIM = 96
+# Token vector files up to this size are held in memory once the indexes are read in; a
+# question's first touches of a mapped file's pages cost it ~0.2 ms (10k passages: 140 MB).
+RESIDENT_TOKENS_MAX = 1 << 30
 # The projection is fitted on at most this many token vectors (evenly spaced).
 _FIT_ROWS = 100_000
 
@@ -132,7 +135,9 @@ class TokenTable:
         idf: np.ndarray,
         inverse_norms: np.ndarray | None = None,
     ) -> None:
-        self.tokens = tokens  # int8 (all pieces, k)
+        # int8 (all pieces, k). A plain view of a memory map: indexing through np.memmap's
+        # subclass costs ~80 us a question in wrapping alone.
+        self.tokens = tokens.view(np.ndarray) if isinstance(tokens, np.memmap) else tokens
         self.offsets = offsets  # int64 (sentences + 1,)
         self.projection = projection  # float32 (dim, k)
         self.idf = idf  # float32 (vocabulary,)
@@ -240,14 +245,17 @@ class TokenTable:
 
     @classmethod
     def load(cls, folder: Path, *, mapped: bool = False) -> TokenTable | None:
-        """The saved table, None for indexes saved without one. The token vectors stay
-        memory-mapped either way (~2.2 KB a sentence: 10 GB at 4.5M sentences, of which a
-        question reads a hundred sentences')."""
-        if not (folder / "sentences.tokens.npy").exists():
+        """The saved table, None for indexes saved without one. The token vectors are read
+        into memory (unless `mapped`) only up to RESIDENT_TOKENS_MAX bytes: past that
+        (~3.1 KB a sentence: 14 GB at 4.5M sentences, of which a question reads ~150
+        sentences') they stay memory-mapped."""
+        path = folder / "sentences.tokens.npy"
+        if not path.exists():
             return None
         mode: Literal["r"] | None = "r" if mapped else None
+        small = path.stat().st_size <= RESIDENT_TOKENS_MAX
         return cls(
-            np.load(folder / "sentences.tokens.npy", mmap_mode="r"),
+            np.load(path, mmap_mode=None if small and not mapped else "r"),
             np.load(folder / "sentences.token_offsets.npy", mmap_mode=mode),
             np.load(folder / "tokens.projection.npy"),
             np.load(folder / "tokens.idf.npy"),
