@@ -340,7 +340,7 @@ class Retriever:
                 p_bm.top(self.passage_depth),
                 _dense_top(passes, qvec, self.passage_depth, pass_ok),
             )
-            pools.append(self._members(idx, top_p))
+            pools.append(self._members(idx, top_p)[0])
         cand = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
         if sent_ok is not None:
             cand = cand[sent_ok[cand]]
@@ -424,10 +424,8 @@ class Retriever:
         chosen = cand[top]
         passages = idx.sentence_passage[chosen].astype(np.int64)
         unique_p, of_p = np.unique(passages, return_inverse=True)
-        members = self._members(idx, unique_p)
-        assert self._passage_members is not None
-        bounds = self._passage_members[2]
-        member_group = np.repeat(np.arange(len(unique_p)), bounds[unique_p + 1] - bounds[unique_p])
+        members, counts = self._members(idx, unique_p)
+        member_group = np.repeat(np.arange(len(unique_p)), counts)
         articles = np.concatenate([idx.sentences.article[chosen], idx.passages.article[unique_p]])
         sims = table.maxsim(
             qtok,
@@ -478,8 +476,9 @@ class Retriever:
             known.update((a, frozenset(p.tolist())) for a, p in zip(missing, pieces, strict=True))
         return known
 
-    def _members(self, idx: Indexes, passages: np.ndarray) -> np.ndarray:
-        """Sentence positions of these passages, without a pass over every sentence."""
+    def _members(self, idx: Indexes, passages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sentence positions of these passages, without a pass over every sentence, and
+        how many each passage has (its members come in that order)."""
         cached = self._passage_members
         if cached is None or cached[0] is not idx:
             order = np.argsort(idx.sentence_passage, kind="stable")
@@ -490,9 +489,11 @@ class Retriever:
             )
             cached = self._passage_members = (idx, order, bounds)
         _, order, bounds = cached
+        counts = bounds[passages + 1] - bounds[passages]
         if passages.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([order[bounds[p] : bounds[p + 1]] for p in passages.tolist()])
+            return np.zeros(0, dtype=np.int64), counts
+        members = [order[bounds[p] : bounds[p + 1]] for p in passages.tolist()]
+        return np.concatenate(members), counts
 
     def _sample(self, idx: Indexes) -> _Population:
         """The sentences (and their passages) whose scores stand for the whole store in the

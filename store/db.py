@@ -199,21 +199,13 @@ class Store:
 
     def known_vectors(self, hashes: Iterable[bytes]) -> set[bytes]:
         """Which of these text hashes already have a vector."""
-        found: set[bytes] = set()
-        batch = list(hashes)
-        for i in range(0, len(batch), 500):
-            chunk = batch[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._db.execute(
-                    f"SELECT hash FROM vectors WHERE hash IN ({marks})", chunk
-                )
-            )
-        return found
+        return self._known("vectors", hashes)
 
     def known_tokens(self, hashes: Iterable[bytes]) -> set[bytes]:
         """Which of these sentence text hashes already have token vectors."""
+        return self._known("token_vectors", hashes)
+
+    def _known(self, table: str, hashes: Iterable[bytes]) -> set[bytes]:
         found: set[bytes] = set()
         batch = list(hashes)
         for i in range(0, len(batch), 500):
@@ -222,7 +214,7 @@ class Store:
             found.update(
                 row[0]
                 for row in self._db.execute(
-                    f"SELECT hash FROM token_vectors WHERE hash IN ({marks})", chunk
+                    f"SELECT hash FROM {table} WHERE hash IN ({marks})", chunk
                 )
             )
         return found

@@ -24,6 +24,8 @@ from store.tokens import fit_projection, quantize
 log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "default"
+# A sentence is embedded under its article's title, cut to this many characters.
+_TITLE_CHARS = 200
 _CHUNK_TEXTS = 512  # texts gathered before embedding: full batches, bounded memory
 
 
@@ -120,7 +122,11 @@ class Ingestor:
         aid = article_id(collection, raw.key, title, cleaned.text)
         if self.store.article_state(collection, raw.key) == aid:
             return None
-        sentences, passages = self._pack(cleaned.text, cleaned.paragraphs, cleaned.sentences, title)
+        embed_title = title[:_TITLE_CHARS]
+        title_pieces = self.embedder.count_tokens([embed_title])[0] - 2  # no specials
+        sentences, passages = self._pack(
+            cleaned.text, cleaned.paragraphs, cleaned.sentences, embed_title, title_pieces
+        )
         article = NewArticle(
             id=aid,
             key=raw.key,
@@ -137,7 +143,6 @@ class Ingestor:
             passages=passages,
         )
         texts = [s[3] for s in sentences] + [p[3] for p in passages]
-        title_pieces = self.embedder.count_tokens([title[:200]])[0] - 2
         return _Prepared(raw=raw, article=article, texts=texts, title_pieces=title_pieces)
 
     def _pack(
@@ -145,7 +150,8 @@ class Ingestor:
         text: str,
         paragraphs: list[tuple[int, int]],
         spans: list[tuple[int, int]],
-        title: str,
+        embed_title: str,
+        title_pieces: int,
     ) -> tuple[list[tuple[int, int, int, str]], list[tuple[int, int, str, str]]]:
         """Sentences and passages for one article, each passage fitting the model's window.
 
@@ -153,10 +159,8 @@ class Ingestor:
         window becomes several passages. A single sentence too long for it is cut at spaces
         first, so the model never silently drops text.
         """
-        embed_title = title[:200]
         count = self.embedder.count_tokens
-        title_tokens = count([embed_title])[0] - 1  # the title and a separator, no specials
-        budget = self.embedder.max_tokens - title_tokens
+        budget = self.embedder.max_tokens - (title_pieces + 1)  # the title and a separator
         flat = [span for first, last in paragraphs for span in spans[first:last]]
         token_of = dict(zip(flat, count([text[s:e] for s, e in flat]), strict=True))
         para_spans = [
