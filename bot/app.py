@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import cached_property
 
 from bot.settings import Settings
-from retriever.retriever import Retriever
+from retriever.retriever import Retriever, Weights
 from store.db import Store
 from store.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
 from store.ingest import Ingestor
@@ -48,7 +48,12 @@ class App:
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(self.store, self.query_embedder, self.settings.index_dir)
+        return Retriever(
+            self.store,
+            self.query_embedder,
+            self.settings.index_dir,
+            weights=Weights().abstaining_below(self.settings.abstain),
+        )
 
     @cached_property
     def ingestor(self) -> Ingestor:

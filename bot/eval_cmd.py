@@ -113,7 +113,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     """
     from bot.app import query_embedder
     from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
-    from retriever.retriever import Retriever
+    from retriever.retriever import Retriever, Weights
     from store.db import Store
     from store.embedding import SentenceTransformerEmbedder
     from store.ingest import Ingestor
@@ -157,7 +157,10 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
         )
         # Questions go through the same embedder as in `qabot ask` and the bot.
         retriever = Retriever(
-            store, query_embedder(settings.model, lambda: embedder), data_dir / "index"
+            store,
+            query_embedder(settings.model, lambda: embedder),
+            data_dir / "index",
+            weights=Weights().abstaining_below(settings.abstain),
         )
         retriever.keep_resident()
         retriever.wait_resident()  # timed questions don't share the disk with the read

@@ -13,8 +13,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from bot.errors import SettingsError
+from retriever.models import ABSTAIN_LEVELS
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "your-token-here", "your_token_here", "xxx", "token"}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def default_data_dir() -> Path:
@@ -52,6 +61,8 @@ class Settings(BaseSettings):
     cooldown_seconds: float = Field(60.0, alias="QABOT_COOLDOWN_SECONDS", gt=0)
     answers: int = Field(3, alias="QABOT_ANSWERS", ge=1, le=10)
     feed_sync_minutes: float = Field(30.0, alias="QABOT_FEED_SYNC_MINUTES", ge=0)
+    # The confidence below which nothing is quoted: lenient, balanced, strict, or a number.
+    abstain: float = Field(ABSTAIN_LEVELS["balanced"], alias="QABOT_ABSTAIN", ge=0, le=2)
 
     @field_validator("discord_channels", mode="before")
     @classmethod
@@ -60,6 +71,18 @@ class Settings(BaseSettings):
             return [int(v) for v in value.replace(",", " ").split()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("abstain", mode="before")
+    @classmethod
+    def _abstain_level(cls, value: object) -> object:
+        if isinstance(value, str) and not _is_number(value):
+            level = value.strip().lower()
+            if level not in ABSTAIN_LEVELS:
+                raise ValueError(
+                    f"{value!r} is not one of {', '.join(ABSTAIN_LEVELS)} or a number from 0 to 2"
+                )
+            return ABSTAIN_LEVELS[level]
         return value
 
     @property
@@ -89,7 +112,8 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "settings"
         raise SettingsError(
-            f"setting {name}: {first['msg']}; fix it in .env or the environment"
+            f"setting {name}: {first['msg'].removeprefix('Value error, ')}; "
+            "fix it in .env or the environment"
         ) from exc
     except SourceError as exc:  # a value that is not valid JSON where JSON is expected
         raise SettingsError(f"{exc}; fix it in .env or the environment") from exc

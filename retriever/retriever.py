@@ -20,14 +20,14 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retriever.errors import BadQuestionError
-from retriever.models import Answer, AnswerSentence, Mode, Source
+from retriever.models import ABSTAIN_LEVELS, Answer, AnswerSentence, Mode, Source
 from store.bm25 import Rows
 from store.clean import same_words, words
 from store.db import Store
@@ -80,7 +80,8 @@ class Weights:
     unknown_words_penalty: float = 0.5
     # Below this confidence nothing is quoted. Calibrated on the ReQA even split (2.5% of its
     # questions abstain) and the even lines of samples/unanswerable.jsonl; see the README.
-    abstain_below: float = 0.65
+    # `abstaining_below` sets another (QABOT_ABSTAIN).
+    abstain_below: float = ABSTAIN_LEVELS["balanced"]
     # The same, calibrated alike, for a ranking without token vectors (`confidence_tokens`).
     abstain_below_plain: float = 0.69
     # Further answers must reach at least this fraction of the first one's confidence.
@@ -95,6 +96,14 @@ class Weights:
     # this): at 2.5% of the even split's questions abstaining, 2 abstains on 71% of the
     # even lines of samples/unanswerable.jsonl, 0 on 64% (1: 68%, 3: 73%, flat past 2).
     confidence_tokens: float = 2.0
+
+    def abstaining_below(self, threshold: float) -> Weights:
+        """These weights with another abstention line; the line for a ranking without token
+        vectors moves with it, so both keep their calibrated distance."""
+        shift = threshold - self.abstain_below
+        return replace(
+            self, abstain_below=threshold, abstain_below_plain=self.abstain_below_plain + shift
+        )
 
 
 @dataclass

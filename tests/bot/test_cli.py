@@ -131,6 +131,31 @@ def test_unanswerable_question_abstains(
     assert out.strip() == "I couldn't find that in the articles."
 
 
+def test_abstain_setting_trades_answers_for_silence(
+    shared_store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loose question: the landing sentence is about it, not clearly why. Balanced (the
+    # default) declines it; lenient quotes it; strict declines even what balanced quotes.
+    loose, vaguer = "Why did Russia send troops?", "What do the Russians want?"
+
+    def abstains(question: str) -> bool:
+        code, out, _ = run(capsys, "--data-dir", str(shared_store), "ask", "--json", question)
+        assert code == 0
+        return bool(json.loads(out)["abstained"])
+
+    assert abstains(loose) and not abstains(vaguer)
+    monkeypatch.setenv("QABOT_ABSTAIN", "lenient")
+    assert not abstains(loose)
+    monkeypatch.setenv("QABOT_ABSTAIN", "strict")
+    assert abstains(vaguer)
+    monkeypatch.setenv("QABOT_ABSTAIN", "0")
+    assert not abstains("What is the weather like?")  # nothing is ever declined
+    monkeypatch.setenv("QABOT_ABSTAIN", "picky")
+    code, _, err = run(capsys, "--data-dir", str(shared_store), "ask", "anything?")
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "QABOT_ABSTAIN" in err and "lenient, balanced, strict" in err
+
+
 def test_reingest_changes_nothing_and_list_stats_forget(
     shared_store: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
