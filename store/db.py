@@ -219,6 +219,16 @@ class Store:
             )
         return found
 
+    def lacks_tokens(self, article_id: str) -> bool:
+        """Whether some sentence of this stored article has no token vectors (it was stored
+        before they were kept)."""
+        row = self._db.execute(
+            "SELECT 1 FROM sentences s WHERE s.article_id = ? AND NOT EXISTS"
+            " (SELECT 1 FROM token_vectors t WHERE t.hash = s.vec_hash) LIMIT 1",
+            (article_id,),
+        ).fetchone()
+        return row is not None
+
     def token_projection(self) -> np.ndarray | None:
         """The (dim, k) projection of the store's token vectors, None until the first."""
         row = self._db.execute("SELECT dim, k, matrix FROM token_projection").fetchone()

@@ -120,7 +120,10 @@ class Ingestor:
         if not cleaned.sentences:
             raise SkipSource(raw.source or raw.key, "no article text left after cleaning")
         aid = article_id(collection, raw.key, title, cleaned.text)
-        if self.store.article_state(collection, raw.key) == aid:
+        # An unchanged article stored before token vectors were kept goes on as an update:
+        # the same version again, its sentences embedded once more for their token vectors.
+        stored = self.store.article_state(collection, raw.key)
+        if stored == aid and not self.store.lacks_tokens(aid):
             return None
         embed_title = title[:_TITLE_CHARS]
         title_pieces = self.embedder.count_tokens([embed_title])[0] - 2  # no specials

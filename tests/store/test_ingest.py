@@ -90,6 +90,27 @@ def test_reingest_is_a_no_op_and_embeds_nothing(store: Store) -> None:
     assert len(emb.seen) == embedded
 
 
+def test_reingest_gives_an_article_stored_without_token_vectors_its_token_vectors(
+    store: Store,
+) -> None:
+    emb = CountingEmbedder()
+    ingest = Ingestor(store, emb)
+    ingest.ingest([article()])
+    [info] = store.articles()
+    with store.transaction() as db:  # as a store written before token vectors were kept
+        db.execute("DELETE FROM token_vectors")
+    assert store.lacks_tokens(info.id)
+    emb.seen.clear()
+    report = ingest.ingest([article()])
+    assert report.updated == ["Bridge reopens"] and report.embedded == 3
+    assert [a.id for a in store.articles()] == [info.id] and not store.lacks_tokens(info.id)
+    table = build_indexes(store).sentences.tokens
+    assert table is not None and len(table) == 3 and (np.diff(table.offsets) > 0).all()
+    emb.seen.clear()
+    again = ingest.ingest([article()])
+    assert again.unchanged == ["Bridge reopens"] and again.embedded == 0 and emb.seen == []
+
+
 def test_edited_article_replaces_old_version_and_embeds_only_new_text(store: Store) -> None:
     emb = CountingEmbedder()
     ingest = Ingestor(store, emb)
