@@ -213,6 +213,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     "sentences": report.sentences,
                     "passages": report.passages,
                     "embedded": report.embedded,
+                    "upgraded": report.upgraded,
                 },
                 ensure_ascii=False,
             )
@@ -226,6 +227,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             f"({report.sentences} sentences, {report.passages} passages, "
             f"{report.embedded} texts embedded)"
         )
+        if report.upgraded:
+            print(
+                f"{report.upgraded} sentences stored by an older qabot were given the token "
+                "vectors the ranking uses (once)"
+            )
     app.close()
     return 0 if (report.added or report.updated or report.unchanged or not report.skipped) else 1
 

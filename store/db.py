@@ -163,6 +163,8 @@ class Store:
                         ("dim", str(dim)),
                         ("schema", SCHEMA_VERSION),
                         ("generation", "0"),
+                        # Every sentence of a new store is written with its token vectors.
+                        ("tokens_complete", "1"),
                     ],
                 )
         elif meta["model"] != model or int(meta["dim"]) != dim:
@@ -219,15 +221,48 @@ class Store:
             )
         return found
 
-    def lacks_tokens(self, article_id: str) -> bool:
-        """Whether some sentence of this stored article has no token vectors (it was stored
-        before they were kept)."""
-        row = self._db.execute(
-            "SELECT 1 FROM sentences s WHERE s.article_id = ? AND NOT EXISTS"
-            " (SELECT 1 FROM token_vectors t WHERE t.hash = s.vec_hash) LIMIT 1",
-            (article_id,),
-        ).fetchone()
-        return row is not None
+    @property
+    def tokens_complete(self) -> bool:
+        """Whether every sentence has been given token vectors where it can be: true from
+        the start for a store made since they are kept, and once `put_tokens(complete=True)`
+        has filled in an older store's."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'tokens_complete'").fetchone()
+        return row is not None and row[0] == "1"
+
+    def sentences_without_tokens(self) -> list[tuple[bytes, str, str]]:
+        """(embedded text's hash, article title, sentence text) of each distinct sentence
+        text stored without token vectors (written before they were kept)."""
+        return [
+            (bytes(r[0]), r[1], r[2])
+            for r in self._db.execute(
+                "SELECT s.vec_hash, MIN(a.title), MIN(s.text) FROM sentences s"
+                " JOIN articles a ON a.id = s.article_id WHERE NOT EXISTS"
+                " (SELECT 1 FROM token_vectors t WHERE t.hash = s.vec_hash)"
+                " GROUP BY s.vec_hash"
+            )
+        ]
+
+    def put_tokens(
+        self, tokens: dict[bytes, tuple[np.ndarray, np.ndarray]], *, complete: bool = False
+    ) -> None:
+        """Add token vectors (word piece ids, int8 vectors) for stored sentence texts;
+        `complete` records that no sentence lacks them any more."""
+        with self._tx() as db:
+            self._insert_tokens(db, tokens)
+            if complete:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('tokens_complete', '1')")
+
+    @staticmethod
+    def _insert_tokens(
+        db: sqlite3.Connection, tokens: dict[bytes, tuple[np.ndarray, np.ndarray]]
+    ) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO token_vectors (hash, ids, vecs) VALUES (?, ?, ?)",
+            [
+                (h, np.asarray(ids, np.int32).tobytes(), np.asarray(v, np.int8).tobytes())
+                for h, (ids, v) in tokens.items()
+            ],
+        )
 
     def token_projection(self) -> np.ndarray | None:
         """The (dim, k) projection of the store's token vectors, None until the first."""
@@ -287,13 +322,7 @@ class Store:
                 "INSERT OR IGNORE INTO vectors (hash, vec) VALUES (?, ?)",
                 [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
             )
-            db.executemany(
-                "INSERT OR IGNORE INTO token_vectors (hash, ids, vecs) VALUES (?, ?, ?)",
-                [
-                    (h, np.asarray(ids, np.int32).tobytes(), np.asarray(v, np.int8).tobytes())
-                    for h, (ids, v) in (tokens or {}).items()
-                ],
-            )
+            self._insert_tokens(db, tokens or {})
             db.executemany(
                 "INSERT INTO passages (article_id, idx, first, last, text, vec_hash)"
                 " VALUES (?,?,?,?,?,?)",

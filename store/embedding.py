@@ -140,6 +140,8 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: list[str]) -> list[int]:
         # Counting is the point, so a text over the window is expected here: verbose=False
         # keeps transformers from warning about it on the user's terminal.
+        if not texts:  # the tokenizer fails on an empty batch
+            return []
         enc = self._tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)[
             "input_ids"
         ]

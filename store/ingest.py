@@ -19,7 +19,7 @@ from store.embedding import Embedder
 from store.errors import SkipSource
 from store.models import RawArticle
 from store.sentences import split_long
-from store.tokens import fit_projection, quantize
+from store.tokens import Encoded, fit_projection, quantize
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class IngestReport:
     sentences: int = 0
     passages: int = 0
     embedded: int = 0  # texts the model actually embedded (new text only)
+    # Sentences stored before token vectors were kept, given them by this ingest.
+    upgraded: int = 0
 
     def merge(self, other: IngestReport) -> None:
         self.added += other.added
@@ -49,6 +51,7 @@ class IngestReport:
         self.sentences += other.sentences
         self.passages += other.passages
         self.embedded += other.embedded
+        self.upgraded += other.upgraded
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest every item; `progress(n)` is called as n more items are done."""
         report = IngestReport()
+        if not self.store.tokens_complete:
+            self._add_missing_tokens(report)
         pending: list[_Prepared] = []
         pending_texts = 0
         for item in items:
@@ -120,10 +125,7 @@ class Ingestor:
         if not cleaned.sentences:
             raise SkipSource(raw.source or raw.key, "no article text left after cleaning")
         aid = article_id(collection, raw.key, title, cleaned.text)
-        # An unchanged article stored before token vectors were kept goes on as an update:
-        # the same version again, its sentences embedded once more for their token vectors.
-        stored = self.store.article_state(collection, raw.key)
-        if stored == aid and not self.store.lacks_tokens(aid):
+        if self.store.article_state(collection, raw.key) == aid:
             return None
         embed_title = title[:_TITLE_CHARS]
         title_pieces = self.embedder.count_tokens([embed_title])[0] - 2  # no specials
@@ -247,20 +249,11 @@ class Ingestor:
         tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         if todo_s:
             encoded = self.embedder.encode_tokens([t for _, t in todo_s], self.batch_size)
-            body = [slice(title_pieces[h], None) for h, _ in todo_s]
-            projection = self.store.token_projection()
-            if projection is None:
-                projection = self.store.set_token_projection(
-                    fit_projection(
-                        [t[cut] for t, cut in zip(encoded.tokens, body, strict=True)],
-                        self.embedder.dim,
-                    )
-                )
-            for i, (h, _) in enumerate(todo_s):
-                if h not in known:
-                    vectors[h] = encoded.vectors[i]
-                ids, vecs = encoded.token_ids[i][body[i]], encoded.tokens[i][body[i]]
-                tokens[h] = (ids, quantize(vecs, projection))
+            hashes_s = [h for h, _ in todo_s]
+            tokens = self._token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
+            vectors.update(
+                (h, encoded.vectors[i]) for i, h in enumerate(hashes_s) if h not in known
+            )
         if todo_p:
             matrix = self.embedder.encode([t for _, t in todo_p], batch_size=self.batch_size)
             vectors.update((h, matrix[i]) for i, (h, _) in enumerate(todo_p))
@@ -279,6 +272,54 @@ class Ingestor:
             report.passages += len(article.passages)
             if progress:
                 progress(1)
+
+    def _token_rows(
+        self, hashes: list[bytes], encoded: Encoded, title_pieces: list[int]
+    ) -> dict[bytes, tuple[np.ndarray, np.ndarray]]:
+        """Each sentence's word pieces after its title's, with their int8 vectors in the
+        store's projection (fitted on these when the store has none yet)."""
+        body = [slice(n, None) for n in title_pieces]
+        projection = self.store.token_projection()
+        if projection is None:
+            projection = self.store.set_token_projection(
+                fit_projection(
+                    [t[cut] for t, cut in zip(encoded.tokens, body, strict=True)],
+                    self.embedder.dim,
+                )
+            )
+        return {
+            h: (encoded.token_ids[i][body[i]], quantize(encoded.tokens[i][body[i]], projection))
+            for i, h in enumerate(hashes)
+        }
+
+    def _add_missing_tokens(self, report: IngestReport) -> None:
+        """Give token vectors to the sentences of a store written before they were kept,
+        from the store alone (their sources may be gone): a sentence's embedded text is its
+        article's title, cut as at ingest, a newline and the sentence. Done once a store."""
+        todo = []
+        for h, title, text in self.store.sentences_without_tokens():
+            embedded = f"{title[:_TITLE_CHARS]}\n{text}"
+            if text_hash(embedded) == h:  # else it cannot be rebuilt; it keeps the mean
+                todo.append((h, embedded, title[:_TITLE_CHARS]))
+        if todo:
+            log.warning(
+                "embedding %d sentences stored before token vectors were kept (once)", len(todo)
+            )
+        pieces: dict[str, int] = {}
+        for lo in range(0, len(todo), _CHUNK_TEXTS):
+            chunk = todo[lo : lo + _CHUNK_TEXTS]
+            titles = sorted({t for _, _, t in chunk} - pieces.keys())
+            counts = self.embedder.count_tokens(titles)
+            pieces.update(zip(titles, [n - 2 for n in counts], strict=True))
+            encoded = self.embedder.encode_tokens([e for _, e, _ in chunk], self.batch_size)
+            rows = self._token_rows(
+                [h for h, _, _ in chunk], encoded, [pieces[t] for *_, t in chunk]
+            )
+            self.store.put_tokens(rows, complete=lo + _CHUNK_TEXTS >= len(todo))
+            report.embedded += len(chunk)
+            report.upgraded += len(chunk)
+        if not todo:
+            self.store.put_tokens({}, complete=True)
 
 
 def _title_from_key(key: str) -> str:

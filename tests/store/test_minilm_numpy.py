@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from store.embedding import bundled_model_path
+from store.embedding import SentenceTransformerEmbedder, bundled_model_path
 from store.minilm_numpy import NumpyMiniLM, _gelu_inplace
 
 if TYPE_CHECKING:
@@ -169,6 +169,15 @@ def test_token_counts_match_sentence_transformers(
 ) -> None:
     expected = st_model.tokenizer(TEXTS, add_special_tokens=True, truncation=False)["input_ids"]
     assert numpy_model.count_tokens(TEXTS) == [len(ids) for ids in expected]
+
+
+def test_both_bundled_embedders_count_no_texts_as_no_counts(
+    numpy_model: NumpyMiniLM, st_model: SentenceTransformer
+) -> None:
+    # Ingest counts only titles it has not met yet, which can be none (a failing tokenizer
+    # call here once stopped a store's upgrade to token vectors).
+    assert numpy_model.count_tokens([]) == []
+    assert SentenceTransformerEmbedder().count_tokens([]) == []
 
 
 @pytest.mark.slow
