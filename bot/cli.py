@@ -263,7 +263,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     k = args.k or settings.answers
     # A running `qabot serve` has the model and indexes loaded: ask it first.
     answer = ask_resident(
-        socket_path(settings), question, k=k, mode=args.mode, collections=args.collection
+        socket_path(settings),
+        question,
+        k=k,
+        mode=args.mode,
+        collections=args.collection,
+        abstain=settings.abstain,
     )
     if answer is None:
         from bot.app import App

@@ -7,7 +7,8 @@ ingest or forget), so the answers are the same as in a fresh process. When nothi
 `ask` answers by itself as before.
 
 The socket is `<data dir>/qabot.sock`, readable by its owner only. The protocol is one JSON
-line each way: {"question", "k", "mode", "collections"} -> {"answer": {...}} or {"error"}.
+line each way: {"question", "k", "mode", "collections", "abstain"} -> {"answer": {...}} or
+{"error"}. "abstain" is the asker's QABOT_ABSTAIN line, which wins over the server's.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 k=int(request.get("k") or 3),
                 mode=request.get("mode") or "hybrid",
                 collections=request.get("collections"),
+                abstain_below=None if request.get("abstain") is None else float(request["abstain"]),
             )
             reply: dict[str, Any] = {"answer": answer.model_dump(mode="json")}
         except (RetrieverError, StoreError, BotError) as exc:
@@ -144,6 +146,7 @@ def ask_resident(
     k: int,
     mode: str,
     collections: list[str] | None,
+    abstain: float | None = None,
 ) -> Any | None:
     """The Answer from a running `qabot serve`, or None when none listens on `path`.
 
@@ -152,7 +155,13 @@ def ask_resident(
     """
     if not path.exists():
         return None
-    request = {"question": question, "k": k, "mode": mode, "collections": collections}
+    request = {
+        "question": question,
+        "k": k,
+        "mode": mode,
+        "collections": collections,
+        "abstain": abstain,
+    }
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(_READ_TIMEOUT_S)

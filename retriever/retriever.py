@@ -229,8 +229,12 @@ class Retriever:
         k: int = 3,
         mode: Mode = "hybrid",
         collections: list[str] | None = None,
+        abstain_below: float | None = None,
     ) -> Answer:
-        """The top `k` answering sentences, or an abstention when nothing answers."""
+        """The top `k` answering sentences, or an abstention when nothing answers.
+
+        `abstain_below` replaces the weights' abstention line for this question (a
+        `qabot ask` answered by a `qabot serve` started with another QABOT_ABSTAIN)."""
         started = time.perf_counter()
         question = _check_question(question)
         with self._answering():
@@ -243,7 +247,7 @@ class Retriever:
             with _one_blas_thread():
                 ranked = self._rank(idx, question, qvec, mode, collections, qtok)
                 t2 = time.perf_counter()
-                answers = self._select(idx, ranked, k, mode)
+                answers = self._select(idx, ranked, k, mode, abstain_below)
                 t3 = time.perf_counter()
         timings = {
             "embed": (t1 - t0) * 1000,
@@ -307,10 +311,13 @@ class Retriever:
         rows = self._sentence_rows(self.indexes(), [int(p) for p in positions])
         return [rows[int(p)]["text"] for p in positions]
 
-    def abstains(self, ranked: Ranked, mode: Mode = "hybrid") -> bool:
+    def abstains(
+        self, ranked: Ranked, mode: Mode = "hybrid", abstain_below: float | None = None
+    ) -> bool:
         """Whether `ask` would answer nothing for this ranking."""
         assert ranked.confidence is not None
-        return ranked.scores.size == 0 or float(ranked.confidence[0]) < self._threshold(mode)
+        line = self._threshold(mode, abstain_below)
+        return ranked.scores.size == 0 or float(ranked.confidence[0]) < line
 
     def _rank(
         self,
@@ -527,16 +534,20 @@ class Retriever:
         self._population = (idx, pop)
         return pop
 
-    def _threshold(self, mode: Mode) -> float:
-        return self.weights.abstain_below if mode == "hybrid" else 0.0
+    def _threshold(self, mode: Mode, abstain_below: float | None = None) -> float:
+        if mode != "hybrid":
+            return 0.0
+        return self.weights.abstain_below if abstain_below is None else abstain_below
 
-    def _select(self, idx: Indexes, ranked: Ranked, k: int, mode: Mode) -> list[AnswerSentence]:
+    def _select(
+        self, idx: Indexes, ranked: Ranked, k: int, mode: Mode, abstain_below: float | None = None
+    ) -> list[AnswerSentence]:
         """The top k distinct sentences above the abstention line, with their sources."""
-        if self.abstains(ranked, mode):
+        if self.abstains(ranked, mode, abstain_below):
             return []
         assert ranked.confidence is not None
         first = float(ranked.confidence[0])
-        floor = max(self._threshold(mode), first * self.weights.relative_floor)
+        floor = max(self._threshold(mode, abstain_below), first * self.weights.relative_floor)
         depth = 8 * k + 20
         top = [
             (int(p), float(c))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,6 +155,46 @@ def test_abstain_setting_trades_answers_for_silence(
     code, _, err = run(capsys, "--data-dir", str(shared_store), "ask", "anything?")
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert "QABOT_ABSTAIN" in err and "lenient, balanced, strict" in err
+
+
+def test_a_running_serve_answers_with_the_askers_abstain_setting(
+    shared_store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from bot.app import App
+    from bot.serve import make_server, socket_path
+    from bot.settings import load_settings
+
+    # A server that would quote anything, asked by a `qabot ask` with its own setting.
+    monkeypatch.setenv("QABOT_ABSTAIN", "0")
+    settings = load_settings(data_dir=shared_store)
+    app = App(settings)
+    retriever = app.retriever
+    lines: list[float | None] = []
+    answer = retriever.ask
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        lines.append(kwargs.get("abstain_below"))
+        return answer(*args, **kwargs)
+
+    monkeypatch.setattr(retriever, "ask", spy)
+    server = make_server(socket_path(settings), retriever)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.delenv("QABOT_ABSTAIN")
+        question = "What is the weather like?"
+        code, out, _ = run(capsys, "--data-dir", str(shared_store), "ask", "--json", question)
+        assert code == 0 and json.loads(out)["abstained"] is True
+        monkeypatch.setenv("QABOT_ABSTAIN", "0")
+        code, out, _ = run(capsys, "--data-dir", str(shared_store), "ask", "--json", question)
+        assert code == 0 and json.loads(out)["abstained"] is False
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.close()
+    assert lines == [0.65, 0.0]  # both were answered by the server, each with its asker's line
 
 
 def test_reingest_changes_nothing_and_list_stats_forget(
