@@ -230,7 +230,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         if report.upgraded:
             print(
                 f"{report.upgraded} sentences stored by an older qabot were given the token "
-                "vectors the ranking uses (once)"
+                "vectors the ranking uses"
             )
     app.close()
     return 0 if (report.added or report.updated or report.unchanged or not report.skipped) else 1

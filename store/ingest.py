@@ -27,6 +27,9 @@ DEFAULT_COLLECTION = "default"
 # A sentence is embedded under its article's title, cut to this many characters.
 _TITLE_CHARS = 200
 _CHUNK_TEXTS = 512  # texts gathered before embedding: full batches, bounded memory
+# Sentences of an older store given token vectors per ingest (~4 min here), so that a large
+# store is upgraded over several ingests rather than holding one (or the bot's writes) for hours.
+_UPGRADE_MAX = 20 * _CHUNK_TEXTS
 
 
 @dataclass
@@ -295,16 +298,22 @@ class Ingestor:
     def _add_missing_tokens(self, report: IngestReport) -> None:
         """Give token vectors to the sentences of a store written before they were kept,
         from the store alone (their sources may be gone): a sentence's embedded text is its
-        article's title, cut as at ingest, a newline and the sentence. Done once a store."""
+        article's title, cut as at ingest, a newline and the sentence. At most _UPGRADE_MAX
+        sentences an ingest; once all have them the store says so and this is not run again."""
         todo = []
         for h, title, text in self.store.sentences_without_tokens():
             embedded = f"{title[:_TITLE_CHARS]}\n{text}"
             if text_hash(embedded) == h:  # else it cannot be rebuilt; it keeps the mean
                 todo.append((h, embedded, title[:_TITLE_CHARS]))
+        done = len(todo) <= _UPGRADE_MAX
         if todo:
             log.warning(
-                "embedding %d sentences stored before token vectors were kept (once)", len(todo)
+                "embedding %d of %d sentences stored before token vectors were kept%s",
+                min(len(todo), _UPGRADE_MAX),
+                len(todo),
+                "" if done else "; the rest on the next ingests",
             )
+            todo = todo[:_UPGRADE_MAX]
         pieces: dict[str, int] = {}
         for lo in range(0, len(todo), _CHUNK_TEXTS):
             chunk = todo[lo : lo + _CHUNK_TEXTS]
@@ -315,7 +324,7 @@ class Ingestor:
             rows = self._token_rows(
                 [h for h, _, _ in chunk], encoded, [pieces[t] for *_, t in chunk]
             )
-            self.store.put_tokens(rows, complete=lo + _CHUNK_TEXTS >= len(todo))
+            self.store.put_tokens(rows, complete=done and lo + _CHUNK_TEXTS >= len(todo))
             report.embedded += len(chunk)
             report.upgraded += len(chunk)
         if not todo:

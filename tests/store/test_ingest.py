@@ -118,6 +118,22 @@ def test_a_store_written_before_token_vectors_gets_them_on_the_next_ingest(
     assert Ingestor(old, emb).ingest([article()]).upgraded == 0
 
 
+def test_a_large_old_store_is_upgraded_a_bounded_part_per_ingest(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import store.ingest as ingest_module
+
+    ingest = Ingestor(store, HashingEmbedder())
+    ingest.ingest([article()])
+    with store.transaction() as db:
+        db.execute("DELETE FROM token_vectors")
+        db.execute("DELETE FROM meta WHERE key = 'tokens_complete'")
+    monkeypatch.setattr(ingest_module, "_UPGRADE_MAX", 2)
+    assert ingest.ingest([]).upgraded == 2 and not store.tokens_complete
+    assert len(store.sentences_without_tokens()) == 1
+    assert ingest.ingest([]).upgraded == 1 and store.tokens_complete
+
+
 def test_edited_article_replaces_old_version_and_embeds_only_new_text(store: Store) -> None:
     emb = CountingEmbedder()
     ingest = Ingestor(store, emb)
