@@ -52,7 +52,7 @@ class App:
             self.store,
             self.query_embedder,
             self.settings.index_dir,
-            weights=Weights().abstaining_below(self.settings.abstain),
+            weights=Weights(abstain_below=self.settings.abstain),
         )
 
     @cached_property

@@ -160,7 +160,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
             store,
             query_embedder(settings.model, lambda: embedder),
             data_dir / "index",
-            weights=Weights().abstaining_below(settings.abstain),
+            weights=Weights(abstain_below=settings.abstain),
         )
         retriever.keep_resident()
         retriever.wait_resident()  # timed questions don't share the disk with the read

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +80,12 @@ class Weights:
     unknown_words_penalty: float = 0.5
     # Below this confidence nothing is quoted. Calibrated on the ReQA even split (2.5% of its
     # questions abstain) and the even lines of samples/unanswerable.jsonl; see the README.
-    # `abstaining_below` sets another (QABOT_ABSTAIN).
+    # QABOT_ABSTAIN sets another.
     abstain_below: float = ABSTAIN_LEVELS["balanced"]
-    # The same, calibrated alike, for a ranking without token vectors (`confidence_tokens`).
-    abstain_below_plain: float = 0.69
+    # How much more confidence a ranking without token vectors (`confidence_tokens`) needs,
+    # calibrated alike (its line was 0.69): subtracted from its confidences, so that one line
+    # serves both and moves for both.
+    plain_confidence_margin: float = 0.04
     # Further answers must reach at least this fraction of the first one's confidence.
     relative_floor: float = 0.8
     # The best `token_depth` candidates by the mix above are reranked by late interaction
@@ -96,14 +98,6 @@ class Weights:
     # this): at 2.5% of the even split's questions abstaining, 2 abstains on 71% of the
     # even lines of samples/unanswerable.jsonl, 0 on 64% (1: 68%, 3: 73%, flat past 2).
     confidence_tokens: float = 2.0
-
-    def abstaining_below(self, threshold: float) -> Weights:
-        """These weights with another abstention line; the line for a ranking without token
-        vectors moves with it, so both keep their calibrated distance."""
-        shift = threshold - self.abstain_below
-        return replace(
-            self, abstain_below=threshold, abstain_below_plain=self.abstain_below_plain + shift
-        )
 
 
 @dataclass
@@ -414,7 +408,7 @@ class Retriever:
             or not self._rerank(idx, table, qtok, cand, score, confidence)
         ):
             # No token vectors (a store from before them): the threshold calibrated without.
-            confidence += w.abstain_below - w.abstain_below_plain
+            confidence -= w.plain_confidence_margin
         return _sorted(cand, score, confidence)
 
     def _rerank(
@@ -461,7 +455,7 @@ class Retriever:
         # past the depth take the mean of those reranked, so every confidence is comparable.
         # One stored without token vectors keeps its own confidence, shifted as when none
         # has them: the others' MaxSim says nothing about it.
-        plain = confidence + (w.abstain_below - w.abstain_below_plain)
+        plain = confidence - w.plain_confidence_margin
         matched = np.full(len(cand), float(((s_sim + p_sim) / 2).mean()), dtype=np.float32)
         matched[top] = (s_sim + p_sim) / 2
         confidence += w.confidence_tokens * matched

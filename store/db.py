@@ -224,8 +224,8 @@ class Store:
     @property
     def tokens_complete(self) -> bool:
         """Whether every sentence has been given token vectors where it can be: true from
-        the start for a store made since they are kept, and once `put_tokens(complete=True)`
-        has filled in an older store's."""
+        the start for a store made since they are kept, and once `mark_tokens_complete`
+        follows the filling in of an older store's."""
         row = self._db.execute("SELECT value FROM meta WHERE key = 'tokens_complete'").fetchone()
         return row is not None and row[0] == "1"
 
@@ -242,15 +242,15 @@ class Store:
             )
         ]
 
-    def put_tokens(
-        self, tokens: dict[bytes, tuple[np.ndarray, np.ndarray]], *, complete: bool = False
-    ) -> None:
-        """Add token vectors (word piece ids, int8 vectors) for stored sentence texts;
-        `complete` records that no sentence lacks them any more."""
+    def put_tokens(self, tokens: dict[bytes, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Add token vectors (word piece ids, int8 vectors) for stored sentence texts."""
         with self._tx() as db:
             self._insert_tokens(db, tokens)
-            if complete:
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('tokens_complete', '1')")
+
+    def mark_tokens_complete(self) -> None:
+        """Record that no sentence lacks token vectors any more. Derived indexes do not
+        change with it, so the generation does not move."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('tokens_complete', '1')")
 
     @staticmethod
     def _insert_tokens(

@@ -131,7 +131,7 @@ class Ingestor:
         if self.store.article_state(collection, raw.key) == aid:
             return None
         embed_title = title[:_TITLE_CHARS]
-        title_pieces = self.embedder.count_tokens([embed_title])[0] - 2  # no specials
+        title_pieces = self._title_pieces([embed_title])[0]
         sentences, passages = self._pack(
             cleaned.text, cleaned.paragraphs, cleaned.sentences, embed_title, title_pieces
         )
@@ -318,17 +318,20 @@ class Ingestor:
         for lo in range(0, len(todo), _CHUNK_TEXTS):
             chunk = todo[lo : lo + _CHUNK_TEXTS]
             titles = sorted({t for _, _, t in chunk} - pieces.keys())
-            counts = self.embedder.count_tokens(titles)
-            pieces.update(zip(titles, [n - 2 for n in counts], strict=True))
+            pieces.update(zip(titles, self._title_pieces(titles), strict=True))
             encoded = self.embedder.encode_tokens([e for _, e, _ in chunk], self.batch_size)
             rows = self._token_rows(
                 [h for h, _, _ in chunk], encoded, [pieces[t] for *_, t in chunk]
             )
-            self.store.put_tokens(rows, complete=done and lo + _CHUNK_TEXTS >= len(todo))
+            self.store.put_tokens(rows)
             report.embedded += len(chunk)
             report.upgraded += len(chunk)
-        if not todo:
-            self.store.put_tokens({}, complete=True)
+        if done:
+            self.store.mark_tokens_complete()
+
+    def _title_pieces(self, titles: list[str]) -> list[int]:
+        """Word pieces each (cut) title takes before its sentence, special tokens left out."""
+        return [n - 2 for n in self.embedder.count_tokens(titles)]
 
 
 def _title_from_key(key: str) -> str:
