@@ -67,20 +67,46 @@ def _quiet_openmp() -> None:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """`--data-dir` and `-v`, taken before the command or after it, at any depth.
+
+    Below the top level the defaults are SUPPRESS, so a subcommand that is not given the
+    option leaves the value parsed before the command (or the top level's default) alone.
+    """
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default,
+        metavar="DIR",
+        help="where the store lives (default: $QABOT_DATA_DIR or the per-user "
+        "data folder, ~/.local/share/qabot on Linux)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="log what happens",
+    )
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it takes the global options too, and so do its own
+    subcommands (argparse builds them with the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_global_options(self, top=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qabot",
         description="Answer questions with exact, cited sentences from your articles.",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="where the store lives (default: $QABOT_DATA_DIR or the per-user "
-        "data folder, ~/.local/share/qabot on Linux)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_global_options(parser, top=True)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=CommandParser)
 
     def command(
         name: str,

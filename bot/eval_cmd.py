@@ -57,16 +57,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "(the index always holds every article; default all)",
     )
     p.add_argument(
-        "--data-dir",
-        dest="eval_data_dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="build the benchmark store here (a normal qabot data folder, so "
-        "`qabot --data-dir DIR ask` works on it) instead of "
-        "<data dir>/eval/reqa-<hash>/",
-    )
-    p.add_argument(
         "--latency-sample",
         type=int,
         default=300,
@@ -107,9 +97,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     """Run the ReQA sentence-retrieval benchmark (SQuAD dev: 48 articles, 10,570 questions).
 
-    Ingests the articles through the normal path into a store kept between runs (keyed by a
-    hash of the files and the model), asks the questions, and prints MRR, R@1/5/10, how
-    often it abstained, and per-question latency p50/p95.
+    Ingests the articles through the normal path into a store kept between runs, asks the
+    questions, and prints MRR, R@1/5/10, how often it abstained, and per-question latency
+    p50/p95. The store is the one `--data-dir DIR` names (a normal qabot data folder, so
+    `qabot --data-dir DIR ask` works on it; it must hold nothing but the benchmark), or
+    else <data dir>/eval/reqa-<hash of the files and the model>/.
     """
     from bot.app import query_embedder
     from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
@@ -128,7 +120,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     questions = data.split(args.split)
     if args.limit is not None:
         questions = questions[: args.limit]
-    data_dir = args.eval_data_dir or (
+    data_dir = args.data_dir or (
         settings.data_dir / "eval" / f"reqa-{reqa_hash(folder, settings.model)}"
     )
     quiet = args.json
@@ -137,6 +129,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     embedder = SentenceTransformerEmbedder(settings.model)
     store = Store(data_dir / "qabot.sqlite3", model=settings.model, dim=embedder.dim)
     try:
+        _refuse_other_articles(store, data_dir, {a.raw().key for a in data.articles})
         bar = _progress(len(data.articles), "ingesting", "article")
         report = Ingestor(store, embedder).ingest(
             (a.raw() for a in data.articles), progress=bar.update
@@ -188,6 +181,18 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(_table(results))
     return 0
+
+
+def _refuse_other_articles(store: Any, data_dir: Path, keys: set[str]) -> None:
+    """The benchmark asks its questions of every stored article: one of yours in the same
+    store would change its figures, and its ingest would add 48 articles to your store."""
+    others = [a for a in store.articles() if a.key not in keys]
+    if others:
+        raise BotError(
+            f"{data_dir} holds {len(others)} articles that are not the benchmark's "
+            f"(e.g. {others[0].title!r}); give `--data-dir` an empty or benchmark-only "
+            "folder, or leave it out to use <data dir>/eval/"
+        )
 
 
 def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
