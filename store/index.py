@@ -55,6 +55,9 @@ _TRAIN_PER_LIST = 40
 # The recall check rescores this many of the index's results exactly; the retriever takes
 # its 100 best as candidates and scores each one (from the decoded codes, `UnitIndex.rows`).
 RESCORE_DEPTH = 30
+# A collection filter of at most this many rows on an IVF index is searched exactly, over
+# its rows' decoded codes (see `UnitIndex.nearest`); measured below.
+EXACT_FILTER_ROWS = 1024
 
 
 @dataclass
@@ -81,6 +84,46 @@ class UnitIndex:
             self.faiss_index, self.dense_info = build_dense(self.vectors)
         return self.faiss_index
 
+    def nearest(self, qvec: np.ndarray, k: int, ok: np.ndarray | None = None) -> np.ndarray:
+        """Positions of the k nearest vectors to `qvec` (in no order), among those `ok` allows.
+
+        Behind an IVF index a filter (a collection) of few rows is searched exactly, over its
+        own rows: probing the lists that are nearest the question finds too few of a small
+        collection's vectors (see EXACT_FILTER_ROWS). Larger ones probe more lists, as many
+        as hold about as many of its vectors as an unfiltered search scans.
+        """
+        import faiss
+
+        n = len(self.rowids)
+        k = min(k, n)
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
+        index: faiss.Index = self.dense()
+        if isinstance(index, faiss.IndexFlat):
+            # Exact search for one question: a matrix-vector product is several times faster
+            # than FAISS's single-query path (0.2 ms against 0.4-1.4 ms over 10k vectors).
+            scores = self.vectors @ qvec
+            if ok is not None:
+                scores = np.where(ok, scores, -np.inf)
+                k = min(k, int(ok.sum()))
+            return _top(scores, k)
+        q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
+        if ok is None:
+            _, found = index.search(q, k)
+            return _found(found)
+        allowed = np.flatnonzero(ok).astype(np.int64)
+        if allowed.size <= EXACT_FILTER_ROWS:
+            return allowed[_top(self.rows(allowed) @ qvec, min(k, allowed.size))]
+        assert isinstance(index, faiss.IndexIVF)
+        # Kept alive until the search returns: the selector only points at it.
+        bits = np.packbits(ok, bitorder="little")
+        params = faiss.SearchParametersIVF(  # type: ignore[call-arg]
+            sel=faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits)),
+            nprobe=filtered_nprobe(int(index.nprobe), int(index.nlist), allowed.size / n),
+        )
+        _, found = index.search(q, min(k, allowed.size), params=params)
+        return _found(found)
+
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """The vectors at these positions, for scoring a question's candidates.
 
@@ -96,6 +139,26 @@ class UnitIndex:
         if isinstance(self.faiss_index, faiss.IndexIVF):
             return np.asarray(self.faiss_index.reconstruct_batch(keys), dtype=np.float32)
         return np.ascontiguousarray(self.vectors[keys], dtype=np.float32)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest scores, in no order (without negating a copy first)."""
+    n = len(scores)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.argpartition(scores, n - k)[n - k :].astype(np.int64)
+
+
+def _found(found: np.ndarray) -> np.ndarray:
+    """One query's FAISS results without the -1s of a short list."""
+    row = found[0]
+    return row[row >= 0].astype(np.int64)
+
+
+def filtered_nprobe(nprobe: int, nlist: int, share: float) -> int:
+    """Lists to probe when only `share` of the vectors may be returned: `nprobe` / share,
+    so that about as many allowed vectors are scanned as an unfiltered search scans."""
+    return max(1, min(nlist, math.ceil(nprobe / max(share, 1e-9))))
 
 
 class TextTable:
