@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from store.bm25 import BM25, Rows
-from store.db import Store
+from store.db import Snapshot, Store
 from store.tokens import RESIDENT_TOKENS_MAX, TokenTable
 
 if TYPE_CHECKING:
@@ -442,20 +442,19 @@ def recall_at_k(
 
 
 def _unit_from_store(
-    store: Store, table: Unit, article_pos: dict[str, int]
+    store: Snapshot, table: Unit, article_pos: dict[str, int]
 ) -> tuple[UnitIndex, list[tuple[str, int]]]:
     rowids, article, position, docs, keys, texts, spans = [], [], [], [], [], [], []
     dim = store.dim
     # Filled in place: a list of per-row byte strings joined at the end would hold every
-    # vector twice, 15 GB at a million passages' five million sentences.
+    # vector twice, 15 GB at a million passages' five million sentences. The count and the
+    # rows come from one snapshot (`build_indexes`), so they agree.
     count = store.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     matrix = np.empty((count, dim), dtype=np.float32)
     token_rows: list[tuple[np.ndarray, np.ndarray] | None] = []
     for row, (rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks) in enumerate(
         store.iter_units(table)
     ):
-        if row == len(matrix):  # rows added since the count (an ingest in another process)
-            matrix = np.concatenate([matrix, np.empty((max(1024, row // 8), dim), np.float32)])
         rowids.append(rowid)
         article.append(article_pos[article_id])
         position.append(idx)
@@ -473,7 +472,7 @@ def _unit_from_store(
                 if ids is None or toks is None
                 else (np.frombuffer(ids, np.int32), np.frombuffer(toks, np.int8))
             )
-    matrix = matrix[: len(rowids)]  # rows written between the count and the read don't exist
+    matrix = matrix[: len(rowids)]  # a row whose vector is missing is not joined
     unit = UnitIndex(
         rowids=np.asarray(rowids, dtype=np.int64),
         article=np.asarray(article, dtype=np.int32),
@@ -492,7 +491,15 @@ def _unit_from_store(
 
 
 def build_indexes(store: Store) -> Indexes:
-    """Build every derived index from SQLite."""
+    """Build every derived index from SQLite, from one snapshot of it: an ingest committing
+    in another process between two of these reads made their rows disagree (a sentence of
+    an article the articles' read had not seen: KeyError), and the generation recorded is
+    the snapshot's own."""
+    with store.snapshot() as snapshot:
+        return _build_indexes(snapshot)
+
+
+def _build_indexes(store: Snapshot) -> Indexes:
     started = time.perf_counter()
     generation = store.generation
     rows = store.execute(
