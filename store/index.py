@@ -6,6 +6,7 @@ from SQLite whenever they are missing, stale (the store changed since) or unread
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -544,12 +545,79 @@ def _build_indexes(store: Snapshot) -> Indexes:
     return indexes
 
 
+# A `.building-*` folder with no lock file beside it (saved before they had one, or its
+# save not yet past `mkdtemp`) is only taken for abandoned once this old.
+_ABANDONED_AFTER_S = 3600
+
+
+def _lock_building(tmp: Path) -> int:
+    """Hold an exclusive lock beside a folder being written: a process killed halfway
+    drops it, so the next save knows the folder is abandoned (`remove_abandoned_builds`)."""
+    fd = os.open(tmp.with_name(tmp.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _unlock_building(tmp: Path, fd: int) -> None:
+    tmp.with_name(tmp.name + ".lock").unlink(missing_ok=True)  # before the lock is let go
+    os.close(fd)
+
+
+def remove_abandoned_builds(folder: Path) -> None:
+    """Remove the temporary folders of saves killed halfway (each up to a whole copy of the
+    indexes), never one a live process is writing: its lock is held, or it has no lock
+    file yet and is younger than _ABANDONED_AFTER_S."""
+    try:
+        leftovers = [p for p in folder.glob(".building-*") if not p.name.endswith(".lock")]
+    except OSError:
+        return
+    for tmp in leftovers:
+        lock = tmp.with_name(tmp.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                if time.time() - tmp.stat().st_mtime < _ABANDONED_AFTER_S:
+                    continue
+            except OSError:
+                continue
+            log.info("removing %s, abandoned by an earlier save", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live save is writing it
+            os.close(fd)
+            continue
+        log.info("removing %s, left by a save that was killed", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+    for lock in folder.glob(".building-*.lock"):  # whose folder is gone
+        if not lock.with_suffix("").exists():
+            try:
+                fd = os.open(lock, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.unlink(missing_ok=True)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
 def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
     """Write the indexes to `folder/gen-N` and point `folder/CURRENT` at it atomically."""
     import faiss
 
     folder.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_builds(folder)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder))
+    lock = _lock_building(tmp)
     try:
         for name in ("sentences", "passages"):
             unit: UnitIndex = getattr(indexes, name)
@@ -601,6 +669,7 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        _unlock_building(tmp, lock)
     for old in folder.glob("gen-*"):
         if old.name != f"gen-{indexes.generation}":
             shutil.rmtree(old, ignore_errors=True)
@@ -660,6 +729,7 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
     one-off `qabot ask` needs only a few of their pages. A process that stays up calls
     `make_resident` to read them into memory behind its first questions (see there).
     """
+    remove_abandoned_builds(folder)
     try:
         gen_dir, manifest = _current_manifest(folder)
         if (manifest["version"], manifest["generation"], manifest["model"]) != (
