@@ -124,7 +124,61 @@ class NewArticle:
     passages: list[tuple[int, int, str, str]]  # first, last, text, embedded text
 
 
-class Store:
+class _Reads:
+    """What building the derived indexes reads, on a store or on a snapshot of it."""
+
+    _db: sqlite3.Connection
+    model: str
+    dim: int
+
+    @property
+    def generation(self) -> int:
+        """Counts committed changes; derived indexes record the one they were built from."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def token_projection(self) -> np.ndarray | None:
+        """The (dim, k) projection of the store's token vectors, None until the first."""
+        row = self._db.execute("SELECT dim, k, matrix FROM token_projection").fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row[2], dtype=np.float32).reshape(row[0], row[1]).copy()
+
+    def iter_units(
+        self, table: str
+    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, bytes | None]]:
+        """Every sentence or passage: rowid, article id, collection, title, text, index,
+        vector, its span (a sentence's start and end offsets in the article's text, a
+        passage's first and last sentence), and a sentence's word piece ids and token
+        vectors (None for passages and for sentences stored without them)."""
+        if table not in ("sentences", "passages"):
+            raise ValueError(table)
+        if table == "sentences":
+            span, tokens = "u.start, u.end", "t.ids, t.vecs"
+            join = " LEFT JOIN token_vectors t ON t.hash = u.vec_hash"
+        else:
+            span, tokens, join = "u.first, u.last", "NULL, NULL", ""
+        yield from self._db.execute(
+            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec, {span},"
+            f" {tokens} FROM {table} u JOIN articles a ON a.id = u.article_id"
+            f" JOIN vectors v ON v.hash = u.vec_hash{join} ORDER BY u.article_id, u.idx"
+        )
+
+    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Read-only queries for the layers above (feeds, votes live in the same file)."""
+        return self._db.execute(sql, args)
+
+
+class Snapshot(_Reads):
+    """The store as one read transaction sees it (`Store.snapshot`)."""
+
+    def __init__(self, db: sqlite3.Connection, *, model: str, dim: int) -> None:
+        self._db = db
+        self.model = model
+        self.dim = dim
+
+
+class Store(_Reads):
     """A qabot store in one SQLite file.
 
     `model` and `dim` name the embedder whose vectors this store holds; a store built by
@@ -183,12 +237,6 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-
-    @property
-    def generation(self) -> int:
-        """Counts committed changes; derived indexes record the one they were built from."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0]) if row else 0
 
     # -- articles -------------------------------------------------------------------------
 
@@ -263,13 +311,6 @@ class Store:
                 for h, (ids, v) in tokens.items()
             ],
         )
-
-    def token_projection(self) -> np.ndarray | None:
-        """The (dim, k) projection of the store's token vectors, None until the first."""
-        row = self._db.execute("SELECT dim, k, matrix FROM token_projection").fetchone()
-        if row is None:
-            return None
-        return np.frombuffer(row[2], dtype=np.float32).reshape(row[0], row[1]).copy()
 
     def set_token_projection(self, matrix: np.ndarray) -> np.ndarray:
         """Record the projection unless the store has one already; the one in force."""
@@ -467,31 +508,20 @@ class Store:
             "generation": self.generation,
         }
 
-    # -- bulk reads for the derived indexes ----------------------------------------------
-
-    def iter_units(
-        self, table: str
-    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, bytes | None]]:
-        """Every sentence or passage: rowid, article id, collection, title, text, index,
-        vector, its span (a sentence's start and end offsets in the article's text, a
-        passage's first and last sentence), and a sentence's word piece ids and token
-        vectors (None for passages and for sentences stored without them)."""
-        if table not in ("sentences", "passages"):
-            raise ValueError(table)
-        if table == "sentences":
-            span, tokens = "u.start, u.end", "t.ids, t.vecs"
-            join = " LEFT JOIN token_vectors t ON t.hash = u.vec_hash"
-        else:
-            span, tokens, join = "u.first, u.last", "NULL, NULL", ""
-        yield from self._db.execute(
-            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec, {span},"
-            f" {tokens} FROM {table} u JOIN articles a ON a.id = u.article_id"
-            f" JOIN vectors v ON v.hash = u.vec_hash{join} ORDER BY u.article_id, u.idx"
-        )
-
-    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        """Read-only queries for the layers above (feeds, votes live in the same file)."""
-        return self._db.execute(sql, args)
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """The store as of one moment, for reads that must agree with each other (building
+        the indexes): one read transaction on a connection of its own, so what other
+        connections commit meanwhile is not seen, and this store's own connection (and its
+        writes, from other threads) are not held up."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA query_only=ON")
+            db.execute("BEGIN")
+            db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()  # the first read fixes it (WAL)
+            yield Snapshot(db, model=self.model, dim=self.dim)
+        finally:
+            db.close()  # ends the read transaction
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
