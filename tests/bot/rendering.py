@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
 
+from bot.discord_format import MESSAGE_LIMIT
+
+EVIL = "evil.example"  # the host the hostile test fields try to link to
+
 _MD = MarkdownIt("commonmark")
 # Discord's autolink rule; a backslash-escaped character cannot be part of it.
 _BARE_URL = re.compile(r"https?://[^\s<]+[^<.,:;\"')\]\s]")
@@ -82,3 +86,18 @@ def looks_like_a_link(text: str) -> bool:
     return bool(
         re.search(r"(?i)[a-z][a-z0-9+.-]*:/|www\.|\b[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}\b", text)
     )
+
+
+def assert_safe(text: str) -> Rendered:
+    """Nothing the hostile fields inject: no link to evil.example, no link whose text reads
+    as another address, no heading, block quote, bare URL or unbalanced bold; the length
+    within Discord's limit."""
+    seen = render(text)
+    assert not [link for link in seen.links if EVIL in link[1]], seen.links
+    assert not misleading_links(text), seen.links
+    assert not seen.headings and not seen.quotes
+    assert not bare_urls(text), bare_urls(text)
+    assert "FREE NITRO" not in text and "Official statement" not in text
+    assert seen.bold_open == seen.bold_close and "**" not in seen.text
+    assert len(text) <= MESSAGE_LIMIT
+    return seen

@@ -13,7 +13,7 @@ from bot.discord_format import (
     trim,
 )
 from retriever.models import Answer, AnswerSentence, Source
-from tests.bot.rendering import Rendered, bare_urls, misleading_links, render
+from tests.bot.rendering import assert_safe, bare_urls, misleading_links, render
 
 WEB = Source(
     id="a1",
@@ -103,7 +103,6 @@ def test_sources_are_paged_within_the_limit() -> None:
 
 # -- hostile metadata, as an old store (written before entry validation) may still hold it --
 
-EVIL = "evil.example"
 PHISH_DATE = "[Official statement](https://evil.example/login)"
 BREAKOUT_URL = ">) [Verify your account](https://evil.example/phish"
 HEADING_DATE = "3 October 2025\n# FREE NITRO CLICK BELOW"
@@ -126,19 +125,6 @@ def shown(source: Source) -> tuple[str, str]:
     reply = format_answer(answer("The bridge reopened on Monday.", sources=(source,)))
     listing, _ = format_sources([source], page=1)
     return reply, listing
-
-
-def assert_safe(text: str) -> Rendered:
-    """Nothing a feed can inject: no link to evil.example, no heading, quote or bare URL."""
-    seen = render(text)
-    assert not [link for link in seen.links if EVIL in link[1]], seen.links
-    assert not misleading_links(text), seen.links
-    assert not seen.headings and not seen.quotes
-    assert not bare_urls(text), bare_urls(text)
-    assert "FREE NITRO" not in text and "Official statement" not in text
-    assert seen.bold_open == seen.bold_close and "**" not in seen.text
-    assert len(text) <= MESSAGE_LIMIT
-    return seen
 
 
 def test_a_masked_link_as_the_date_is_not_shown() -> None:
