@@ -393,10 +393,14 @@ class QABot(commands.Bot):
     async def _answer_message(self, message: discord.Message, question: str, route: Route) -> None:
         retry = self.cooldown.retry_after(message.author.id)
         if retry:
-            if route.thread:
-                await message.reply(self.cooldown_message(retry), allowed_mentions=NO_PINGS)
-            else:
-                await _post(route, self.cooldown_message(retry), None)
+            if route.thread:  # said in the channel if the bot may post there, else a thread
+                me = message.guild.me if message.guild else None
+                channel = message.channel
+                if me is not None and channel.permissions_for(me).send_messages:  # type: ignore[union-attr]
+                    route = Route(channel=channel, reply_to=message)
+                else:
+                    route = Route(channel=await message.create_thread(name=_thread_name(question)))
+            await _post(route, self.cooldown_message(retry), None)
             return
         if route.thread:
             thread = await message.create_thread(name=_thread_name(question))

@@ -109,3 +109,16 @@ async def test_with_no_permission_to_send_nothing_breaks_and_it_is_logged_once(
     await world.member.send(world.channel, mention(world))
     [thread] = world.channel.threads
     assert thread.last_message is not None and BRIDGE_ANSWER in thread.last_message.content
+
+
+@pytest.mark.bot_settings(QABOT_COOLDOWN_QUESTIONS=1, QABOT_COOLDOWN_SECONDS=30)
+async def test_where_it_may_post_only_in_threads_the_cooldown_is_said_in_one(
+    world: World,
+) -> None:
+    channel = channel_without(world, "send_messages")
+    await world.member.send(channel, mention(world))
+    await world.member.send(channel, mention(world))
+    first, second = channel.threads
+    assert first.last_message is not None and BRIDGE_ANSWER in first.last_message.content
+    assert second.last_message is not None and "try again in 30 s" in second.last_message.content
+    assert bot_messages(world, channel) == []
