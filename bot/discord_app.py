@@ -357,7 +357,10 @@ class QABot(commands.Bot):
         question = " ".join(_MENTION.sub(" ", message.content).split())[:MAX_QUESTION]
         if not question:
             return
-        route = route_for(message, message.guild.me, in_our_thread)
+        try:
+            route = route_for(message, message.guild.me, in_our_thread)
+        except discord.ClientException:  # a thread whose channel is not cached: try it
+            route = Route(channel=channel)
         if route.nowhere:
             self._cannot_answer(channel, route.missing)
             return

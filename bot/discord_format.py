@@ -174,12 +174,12 @@ def safe_url(value: str | None) -> str | None:
 # -- source lines -----------------------------------------------------------------------
 
 
-def source_line(src: Any) -> str:
+def source_line(src: Any, *, title_chars: int = TITLE_CHARS, url_chars: int = URL_CHARS) -> str:
     """`[title](<url>) · publisher · date`; a title that reads as an address is shown as
     text, then `<url>`; a file without a URL is named instead. Under 1000 characters."""
-    title = shorten(flat(src.title), TITLE_CHARS) or "Untitled"
+    title = shorten(flat(src.title), title_chars) or "Untitled"
     url = safe_url(src.url)
-    if url and len(url) <= URL_CHARS:
+    if url and len(url) <= url_chars:
         if looks_like_link(title):
             first = f"{_escape_field(title)} · <{url}>"
         else:
@@ -329,11 +329,20 @@ def format_sources(
     page = min(max(page, 1), pages)
     start = (page - 1) * per_page
     header = f"**Articles** ({len(articles)}), page {page} of {pages}"
-    lines = [header]
-    for a in articles[start : start + per_page]:
-        short_id = re.sub(r"[^0-9A-Za-z]", "", str(a.id))[:10]
-        lines.append(f"`{short_id}` {source_line(a)}")
-    return trim_lines("\n".join(lines), limit), pages
+    shown = articles[start : start + per_page]
+    # Long titles and addresses are shortened further, so the whole page fits.
+    for title_chars, url_chars in ((TITLE_CHARS, URL_CHARS), (80, 160), (40, 100)):
+        lines = [header]
+        for a in shown:
+            short_id = re.sub(r"[^0-9A-Za-z]", "", str(a.id))[:10]
+            line = source_line(a, title_chars=title_chars, url_chars=url_chars)
+            lines.append(f"`{short_id}` {line}")
+        text = "\n".join(lines)
+        if len(text) <= limit:
+            return text, pages
+    kept = trim_lines(text, limit - 60)
+    left = len(lines) - len(kept.splitlines())
+    return f"{kept}\n…and {left} more on this page; their titles are too long to list.", pages
 
 
 def format_ingest(report: Any, *, limit: int = MESSAGE_LIMIT) -> str:

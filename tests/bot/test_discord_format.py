@@ -240,3 +240,20 @@ def test_a_masked_link_in_quoted_text_is_shown_literally() -> None:
     seen = render(format_answer(answer(text)))
     assert [target for _, target in seen.links] == ["https://example.org/bridge"]
     assert "[Verify](https://evil.example/b)" in seen.text
+
+
+def test_a_page_of_long_titles_and_urls_lists_every_article() -> None:
+    articles = [
+        Source(
+            id=f"{n:040d}",
+            title=f"Article {n} " + "long title " * 20,
+            url=f"https://news.example.org/{n}/" + "path/" * 40,
+            publisher="Harbor Gazette",
+            published="2025-10-03",
+        )
+        for n in range(10)
+    ]
+    text, _ = format_sources(articles, page=1)
+    assert len(text) <= MESSAGE_LIMIT
+    assert all(f"Article {n} " in text for n in range(10))
+    assert text.count("Harbor Gazette") == 10
