@@ -10,6 +10,7 @@ the connection cannot reach an internal service.
 from __future__ import annotations
 
 import calendar
+import difflib
 import http.client
 import ipaddress
 import logging
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from store.clean import is_furniture, parse_date, same_words, words
 from store.errors import FetchError, SkipSource
 from store.models import RawArticle
 
@@ -403,33 +405,37 @@ def html_to_article(html: str | bytes, url: str | None = None) -> RawArticle:
         include_links=False,
         include_images=False,
     )
-    text = _body_text(getattr(doc, "body", None)) if doc is not None else ""
-    if not text and doc is not None:
-        text = (getattr(doc, "text", None) or "").strip()
+    if doc is None:
+        raise FetchError("no article text found; the page may need JavaScript or hold no article")
+    title = _clean(getattr(doc, "title", None))
+    author = _clean(getattr(doc, "author", None))
+    publisher = _clean(getattr(doc, "sitename", None))
+    blocks = _body_blocks(getattr(doc, "body", None))
+    if not blocks:
+        blocks = [b for b in (getattr(doc, "text", None) or "").splitlines() if b.strip()]
+    text = "\n\n".join(drop_header(blocks, title=title, names=(author, publisher)))
     if len(text.split()) < MIN_WORDS:
         raise FetchError("no article text found; the page may need JavaScript or hold no article")
-    assert doc is not None
     canonical = _http_url(getattr(doc, "url", None)) or url
-    publisher = _clean(getattr(doc, "sitename", None))
     if url and publisher == urlsplit(url).netloc and not publisher.replace(".", "").isalpha():
         publisher = None  # the extractor's fallback to "host:port" or an IP names no one
     return RawArticle(
         key=canonical or "",
         text=text,
-        title=_clean(getattr(doc, "title", None)),
+        title=title,
         url=canonical,
         publisher=publisher,
-        author=_clean(getattr(doc, "author", None)),
+        author=author,
         published=_clean(getattr(doc, "date", None)),
         source=url,
         pre_cleaned=True,
     )
 
 
-def _body_text(body: Any) -> str:
-    """Trafilatura's extracted tree as text: one block per paragraph, heading or list item."""
+def _body_blocks(body: Any) -> list[str]:
+    """Trafilatura's extracted tree as text blocks: one per paragraph, heading or list item."""
     if body is None:
-        return ""
+        return []
     blocks: list[str] = []
     for element in body:
         if element.tag == "list":
@@ -439,7 +445,90 @@ def _body_text(body: Any) -> str:
             block = element_text(element)
             if block:
                 blocks.append(block)
-    return "\n\n".join(blocks)
+    return blocks
+
+
+# -- the header above an article's body ---------------------------------------------------
+
+# A byline: "By Mara Okonkwo", "Written by ...", "Posted by ...", "Author: ...".
+_BYLINE = re.compile(r"^(?:by|written by|posted by|words by|author:)\s+\S", re.I)
+# Words a byline or a dateline carries besides names and the date itself.
+_HEADER_WORDS = frozenset(
+    "by and staff reporter reporters correspondent correspondents editor writer the in at on "
+    "published updated posted last modified am pm gmt utc et pt cet "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
+# A header line is short; a longer block is prose whatever it starts with.
+_HEADER_MAX_WORDS = 12
+# A standfirst that repeats the headline carries at most this many words more than it.
+_STANDFIRST_EXTRA_WORDS = 20
+
+
+def drop_header(
+    blocks: list[str], *, title: str | None, names: tuple[str | None, ...] = ()
+) -> list[str]:
+    """`blocks` without the header lines a page prints above its article's body.
+
+    Pages put the headline (the title again), a standfirst repeating it, bylines ("By X",
+    "X | Publisher"), the publisher's name and a dateline above the first paragraph. They
+    are metadata, already read from the page's tags; left in the body they become its
+    first sentences and get quoted as answers. Only leading blocks are dropped, up to the
+    first that is none of these. `names` are the author and publisher.
+    """
+    title_words = words(title) if title else []
+    name_words = {w for name in names if name for w in words(name)}
+    for i, block in enumerate(blocks):
+        if not _is_header_line(block, title_words, name_words):
+            return blocks[i:]
+    return []
+
+
+def _is_header_line(block: str, title_words: list[str], name_words: set[str]) -> bool:
+    tokens = words(block)
+    if not tokens:
+        return True  # punctuation or a symbol between header lines
+    if title_words and _repeats_title(tokens, title_words):
+        return True
+    if len(tokens) > _HEADER_MAX_WORDS or _TERMINAL_PROSE.search(block):
+        return False
+    if all(t in name_words or t in _HEADER_WORDS for t in tokens):
+        return True  # the author's or the publisher's name, alone or as "X | Publisher"
+    if _BYLINE.match(block) or "|" in block:
+        return True
+    if parse_date(block):  # a dateline: a date, perhaps a weekday and a time
+        return all(t.isdigit() or t in _HEADER_WORDS or _is_month(t) for t in tokens)
+    return is_furniture(block)
+
+
+# A block ending like a sentence ("... said.") is prose; "By J. Smith" ends on an initial.
+_TERMINAL_PROSE = re.compile(r"\w{3,}[.!?][\"'”’»)\]]*$")
+
+
+def _repeats_title(tokens: list[str], title_words: list[str]) -> bool:
+    """The headline itself (case and punctuation aside, perhaps with the site's name), or
+    a standfirst that carries nearly all of it word for word."""
+    if tokens == title_words or same_words(tokens, title_words, 0.85):
+        return True
+    if len(tokens) < 3 or len(title_words) < 3:
+        return False
+    short, long = sorted((tokens, title_words), key=len)
+    ends = (long[: len(short)], long[-len(short) :])
+    if len(long) - len(short) <= 4 and short in ends:
+        return True  # "Headline | Site" against "Headline", either way round
+    if len(tokens) > len(title_words) + _STANDFIRST_EXTRA_WORDS or len(title_words) < 4:
+        return False
+    match = difflib.SequenceMatcher(None, tokens, title_words, autojunk=False)
+    longest = match.find_longest_match(0, len(tokens), 0, len(title_words)).size
+    return longest >= 0.8 * len(title_words)
+
+
+def _is_month(token: str) -> bool:
+    return len(token) >= 3 and any(m.startswith(token) for m in _MONTHS)
+
+
+_MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
 
 
 def element_text(element: Any) -> str:
@@ -566,9 +655,12 @@ def _entry_article(
     title = _clean(entry.get("title"))
     author = _clean(entry.get("author"))
     published = _entry_date(entry)
-    summary = _fragment_text(entry.get("summary") or "")
+    names = (author, publisher)
+    summary = _fragment_text(entry.get("summary") or "", title=title, names=names)
     contents = [c.get("value") or "" for c in entry.get("content") or []]
-    content = max((_fragment_text(c) for c in contents), key=len, default="")
+    content = max(
+        (_fragment_text(c, title=title, names=names) for c in contents), key=len, default=""
+    )
     full = len(content) >= FULL_CONTENT_CHARS and len(content) >= len(summary)
     if full or not link:
         text = content or summary
@@ -610,8 +702,11 @@ def _entry_date(entry: Any) -> str | None:
 _BLOCK_TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "dd", "dt"}
 
 
-def _fragment_text(html: str) -> str:
-    """Text of an HTML fragment from a feed, one block per paragraph."""
+def _fragment_text(
+    html: str, *, title: str | None = None, names: tuple[str | None, ...] = ()
+) -> str:
+    """Text of an HTML fragment from a feed, one block per paragraph, without the header
+    lines (headline, byline, dateline) above its first paragraph."""
     if not html.strip():
         return ""
     import lxml.html
@@ -629,5 +724,5 @@ def _fragment_text(html: str) -> str:
         and el.tag in _BLOCK_TAGS
         and not any(a.tag in _BLOCK_TAGS for a in el.iterancestors())
     ]
-    blocks = [b for b in blocks if b]
-    return "\n\n".join(blocks) if blocks else element_text(root)
+    blocks = [b for b in blocks if b] or [element_text(root)]
+    return "\n\n".join(drop_header(blocks, title=title, names=names))
