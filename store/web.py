@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import difflib
 import http.client
+import io
 import ipaddress
 import logging
 import re
@@ -32,6 +33,14 @@ from store.models import RawArticle
 log = logging.getLogger(__name__)
 
 USER_AGENT = "qabot/0.1"
+# The whole download of one URL (connecting, the request, the headers, the body and every
+# redirect), wall clock: a server that trickles its answer cannot hold a fetch past it.
+DOWNLOAD_SECONDS = 10.0
+# How much of a feed one read fetches: at most this many entry pages, within this many
+# seconds (wall clock, from the first entry, embedding included). The entries left are not
+# stored, so the next sync (or ingest of the feed) picks them up.
+MAX_ENTRY_PAGES = 50
+ENTRY_SECONDS = 60.0
 # A feed entry whose own content has at least this much text carries the whole article;
 # shorter content is a teaser and the page behind the entry's link is read instead.
 FULL_CONTENT_CHARS = 1500
@@ -134,32 +143,111 @@ def _vetted_address(host: str, port: int) -> str:
         if problem:
             raise FetchError(
                 f"{host} resolves to {address}, {problem}, which qabot does not fetch from "
-                "here; the operator's CLI may, with --allow-private"
+                "here; the operator's CLI may, with --allow-private (for a feed: "
+                "`qabot feeds add URL --allow-private`)"
             )
     return addresses[0]
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to a vetted address while the Host header still names the host."""
+class _DeadlinePassed(TimeoutError):
+    """The whole download took longer than its deadline."""
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+
+class _Clock:
+    """The wall-clock deadline of one fetch, shared by its hops, and whether any byte of an
+    answer has arrived (to tell "no answer" from "too slow")."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.answered = False
+
+    def left(self, per_operation: float) -> float:
+        """The time the next socket operation may take; _DeadlinePassed when none is left."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _DeadlinePassed
+        return min(per_operation, left)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's receiving side where each read waits at most the time left to the
+    deadline. http.client reads through a buffered file that loops over reads until it has
+    a whole line or `amt` bytes, so per-read timeouts alone let a server that sends one
+    byte a second hold it for as long as it likes."""
+
+    def __init__(self, sock: socket.socket, clock: _Clock, timeout: float) -> None:
+        super().__init__()
+        self._sock, self._clock, self._timeout = sock, clock, timeout
+        # The socket's own unbuffered file: it keeps the socket open until it is closed,
+        # as http.client expects when it closes the connection before reading the body.
+        self._raw = sock.makefile("rb", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(self._clock.left(self._timeout))
+        n = self._raw.readinto(buffer) or 0
+        self._clock.answered = self._clock.answered or n > 0
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket as http.client sees it, with every operation held to the clock."""
+
+    def __init__(self, sock: socket.socket, clock: _Clock, timeout: float) -> None:
+        self._sock, self._clock, self._timeout = sock, clock, timeout
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._clock, self._timeout))
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(self._clock.left(self._timeout))
+        self._sock.sendall(data)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to a vetted address while the Host header still names the host; every
+    socket operation, the connection included, is held to the fetch's deadline."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float, clock: _Clock):
         super().__init__(host, port, timeout=timeout)
         self._address = address
+        self._clock = clock
+        self._per_operation = timeout
+
+    def _open(self) -> socket.socket:
+        wait = self._clock.left(self._per_operation)
+        return socket.create_connection((self._address, self.port), wait)
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = _DeadlineSocket(self._open(), self._clock, self._per_operation)
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """Connects to a vetted address; SNI and certificate checks still use the host name."""
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    """Connects to a vetted address; SNI and certificate checks still use the host name.
+    The TLS handshake is one socket operation, so it too ends by the deadline."""
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+    def __init__(self, host: str, port: int, *, address: str, timeout: float, clock: _Clock):
+        super().__init__(host, port, address=address, timeout=timeout, clock=clock)
+        self.default_port = http.client.HTTPS_PORT
+        self._context = ssl.create_default_context()
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        sock = self._open()
+        sock.settimeout(self._clock.left(self._per_operation))
+        tls = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = _DeadlineSocket(tls, self._clock, self._per_operation)
 
 
 # -- fetching ---------------------------------------------------------------------------
@@ -169,7 +257,7 @@ def fetch(
     url: str,
     *,
     allow_private: bool,
-    timeout: float = 10.0,
+    timeout: float = DOWNLOAD_SECONDS,
     max_bytes: int = 5_000_000,
     max_redirects: int = 5,
     etag: str | None = None,
@@ -177,25 +265,37 @@ def fetch(
 ) -> Response:
     """GET an http(s) URL, politely and within bounds.
 
-    `timeout` bounds each socket operation and the whole download; bodies (after gzip or
-    deflate decoding) larger than `max_bytes` are refused; redirects are followed up to
-    `max_redirects`, each hop checked like the first. `etag` / `last_modified` make the
-    request conditional: an unchanged resource comes back as status 304 with no body.
+    `timeout` bounds the whole download, wall clock: connecting, sending, the headers, the
+    body and every redirect, enforced on each socket operation (a server sending one byte
+    a second is cut off at it too). Bodies (after gzip or deflate decoding) larger than
+    `max_bytes` are refused; redirects are followed up to `max_redirects`, each hop checked
+    like the first. `etag` / `last_modified` make the request conditional: an unchanged
+    resource comes back as status 304 with no body.
     Raises UrlError (a FetchError) with a one-line reason.
     """
-    deadline = time.monotonic() + timeout
+    clock = _Clock(timeout)
     seen = [url]
     current = url
     for _hop in range(max_redirects + 1):
-        response, location = _get_once(
-            current,
-            allow_private=allow_private,
-            timeout=timeout,
-            deadline=deadline,
-            max_bytes=max_bytes,
-            etag=etag,
-            last_modified=last_modified,
-        )
+        try:
+            response, location = _get_once(
+                current,
+                allow_private=allow_private,
+                timeout=timeout,
+                clock=clock,
+                max_bytes=max_bytes,
+                etag=etag,
+                last_modified=last_modified,
+            )
+        except TimeoutError as exc:
+            if clock.answered or isinstance(exc, _DeadlinePassed) or current != url:
+                reason = (
+                    f"took longer than {timeout:g} s; the site is too slow, "
+                    "try later or save the page and ingest the file"
+                )
+            else:
+                reason = f"no answer within {timeout:g} s; the site is slow or down, try later"
+            raise UrlError(url, reason) from exc
         if response is not None:
             return response
         assert location is not None
@@ -213,12 +313,13 @@ def _get_once(
     *,
     allow_private: bool,
     timeout: float,
-    deadline: float,
+    clock: _Clock,
     max_bytes: int,
     etag: str | None,
     last_modified: str | None,
 ) -> tuple[Response | None, str | None]:
-    """One request: a Response, or (None, Location) for a redirect."""
+    """One request: a Response, or (None, Location) for a redirect. TimeoutError when
+    the clock runs out or a socket operation waits `timeout` for nothing."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -237,9 +338,9 @@ def _get_once(
 
     conn: http.client.HTTPConnection
     if scheme == "https":
-        conn = _PinnedHTTPSConnection(host, port, address=address, timeout=timeout)
+        conn = _PinnedHTTPSConnection(host, port, address=address, timeout=timeout, clock=clock)
     else:
-        conn = _PinnedHTTPConnection(host, port, address=address, timeout=timeout)
+        conn = _PinnedHTTPConnection(host, port, address=address, timeout=timeout, clock=clock)
     headers = {
         "User-Agent": USER_AGENT,
         "Accept": _ACCEPT,
@@ -278,7 +379,7 @@ def _get_once(
         length = resp.getheader("Content-Length")
         if length and length.isdigit() and int(length) > max_bytes:
             raise UrlError(url, _too_big(max_bytes))
-        raw = _read_bounded(resp, url, max_bytes=max_bytes, deadline=deadline)
+        raw = _read_bounded(resp, url, max_bytes=max_bytes)
         body = _decode(raw, resp.getheader("Content-Encoding") or "", url, max_bytes)
         return Response(
             url=url,
@@ -288,10 +389,8 @@ def _get_once(
             etag=resp.getheader("ETag"),
             last_modified=resp.getheader("Last-Modified"),
         ), None
-    except TimeoutError as exc:
-        raise UrlError(
-            url, f"no answer within {timeout:g} s; the site is slow or down, try later"
-        ) from exc
+    except TimeoutError:
+        raise  # fetch() says which limit it was
     except ssl.SSLError as exc:
         raise UrlError(
             url, f"TLS failed ({exc.reason or exc}); check the site's certificate"
@@ -337,14 +436,10 @@ def _too_big(max_bytes: int) -> str:
     return f"larger than {max_bytes:,} bytes; save the article's text and ingest the file"
 
 
-def _read_bounded(
-    resp: http.client.HTTPResponse, url: str, *, max_bytes: int, deadline: float
-) -> bytes:
+def _read_bounded(resp: http.client.HTTPResponse, url: str, *, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        if time.monotonic() > deadline:
-            raise TimeoutError
         chunk = resp.read(_CHUNK)
         if not chunk:
             return b"".join(chunks)
@@ -589,14 +684,20 @@ def fetch_articles(
     *,
     allow_private: bool,
     known: Callable[[str], bool] | None = None,
+    timeout: float = DOWNLOAD_SECONDS,
+    max_entry_pages: int = MAX_ENTRY_PAGES,
+    entry_seconds: float = ENTRY_SECONDS,
 ) -> Iterator[RawArticle | SkipSource]:
-    """The article at `url`, or every entry of the feed at `url` (judged by content).
+    """The article at `url`, or the entries of the feed at `url` (judged by content).
 
     `known(guid_or_link)` says which feed entries are stored already; they are not fetched
-    again. A URL or entry that fails is yielded as SkipSource and the rest go on.
+    again. A URL or entry that fails is yielded as SkipSource and the rest go on. Each
+    download takes at most `timeout` seconds; a feed's entries are read within
+    `max_entry_pages` and `entry_seconds` (see EntryBudget), and the entries left are
+    reported as one SkipSource for the feed, to be read by the next run.
     """
     try:
-        response = fetch(url, allow_private=allow_private)
+        response = fetch(url, allow_private=allow_private, timeout=timeout)
     except UrlError as exc:
         yield SkipSource(url, exc.reason)
         return
@@ -604,7 +705,12 @@ def fetch_articles(
         yield SkipSource(url, str(exc))
         return
     if is_feed(response.body):
-        yield from feed_articles(response, allow_private=allow_private, known=known)
+        budget = EntryBudget(pages=max_entry_pages, seconds=entry_seconds, timeout=timeout)
+        yield from feed_articles(response, allow_private=allow_private, known=known, budget=budget)
+        if budget.left:
+            yield SkipSource(
+                url, f"{budget.describe_left('run')}; ingest the feed again to read them"
+            )
         return
     try:
         article = html_to_article(response.body, url=response.url)
@@ -614,19 +720,47 @@ def fetch_articles(
     yield article.model_copy(update={"source": url})
 
 
+@dataclass
+class EntryBudget:
+    """How much of one feed a read may fetch: at most `pages` entry pages, each download
+    within `timeout`, and no entry started after `seconds` (wall clock from the first
+    entry, the caller's embedding included). After the read, `left` counts the entries not
+    read because the budget ran out: they are not stored, so the next read takes them up."""
+
+    pages: int = MAX_ENTRY_PAGES
+    seconds: float = ENTRY_SECONDS
+    timeout: float = DOWNLOAD_SECONDS
+    left: int = 0
+    fetched: int = 0
+
+    def describe_left(self, next_what: str) -> str:
+        """'N entries left for the next sync' and which limit left them."""
+        limit = (
+            f"{self.pages} entry pages"
+            if self.fetched >= self.pages
+            else f"{self.seconds:g} s of reading"
+        )
+        entries = "entry" if self.left == 1 else "entries"
+        return f"{self.left:,} {entries} left for the next {next_what} (at most {limit} a feed)"
+
+
 def feed_articles(
     response: Response,
     *,
     allow_private: bool,
     known: Callable[[str], bool] | None = None,
+    budget: EntryBudget | None = None,
 ) -> Iterator[RawArticle | SkipSource]:
-    """Every entry of a fetched feed not yet `known`, as an article or a SkipSource."""
+    """The entries of a fetched feed not yet `known`, as articles or SkipSources, within
+    `budget` (the default limits when None); `budget.left` then says how many were left."""
+    budget = budget if budget is not None else EntryBudget()
     try:
         parsed = parse_feed(response.body)
     except FetchError as exc:
         yield SkipSource(response.url, str(exc))
         return
     publisher = _clean(parsed.feed.get("title"))
+    stop = time.monotonic() + budget.seconds
     for entry in parsed.entries:
         link = _http_url(
             urljoin(response.url, entry.get("link") or "") if entry.get("link") else None
@@ -638,8 +772,31 @@ def feed_articles(
             continue
         if known is not None and any(known(ref) for ref in refs):
             continue
+        if time.monotonic() >= stop:
+            budget.left += 1
+            continue
         try:
-            yield _entry_article(entry, link, guid, publisher, allow_private=allow_private)
+            meta, text, full = _entry_parts(entry, publisher)
+            if full or not link:
+                if not text:
+                    raise FetchError("the entry has no text and no link to its page")
+                yield RawArticle(
+                    key=link or guid or "",
+                    text=text,
+                    url=link,
+                    source=link or guid,
+                    guid=guid,
+                    pre_cleaned=True,
+                    **meta,
+                )
+                continue
+            if budget.fetched >= budget.pages:
+                budget.left += 1
+                continue
+            budget.fetched += 1
+            yield _page_article(
+                link, guid, meta, allow_private=allow_private, timeout=budget.timeout
+            )
         except UrlError as exc:
             yield SkipSource(link or refs[0], exc.reason)
         except FetchError as exc:
@@ -649,12 +806,11 @@ def feed_articles(
             yield SkipSource(link or refs[0], f"could not read this entry ({exc})")
 
 
-def _entry_article(
-    entry: Any, link: str | None, guid: str | None, publisher: str | None, *, allow_private: bool
-) -> RawArticle:
+def _entry_parts(entry: Any, publisher: str | None) -> tuple[dict[str, str | None], str, bool]:
+    """A feed entry's metadata, its own text, and whether that text is the whole article
+    (else it is a teaser, and the page behind the entry's link is read instead)."""
     title = _clean(entry.get("title"))
     author = _clean(entry.get("author"))
-    published = _entry_date(entry)
     names = (author, publisher)
     summary = _fragment_text(entry.get("summary") or "", title=title, names=names)
     contents = [c.get("value") or "" for c in entry.get("content") or []]
@@ -662,30 +818,27 @@ def _entry_article(
         (_fragment_text(c, title=title, names=names) for c in contents), key=len, default=""
     )
     full = len(content) >= FULL_CONTENT_CHARS and len(content) >= len(summary)
-    if full or not link:
-        text = content or summary
-        if not text:
-            raise FetchError("the entry has no text and no link to its page")
-        return RawArticle(
-            key=link or guid or "",
-            text=text,
-            title=title,
-            url=link,
-            publisher=publisher,
-            published=published,
-            author=author,
-            source=link or guid,
-            guid=guid,
-            pre_cleaned=True,
-        )
-    response = fetch(link, allow_private=allow_private)
+    meta = {
+        "title": title,
+        "author": author,
+        "publisher": publisher,
+        "published": _entry_date(entry),
+    }
+    return meta, content or summary, full
+
+
+def _page_article(
+    link: str, guid: str | None, meta: dict[str, str | None], *, allow_private: bool, timeout: float
+) -> RawArticle:
+    """The page behind a feed entry, with the entry's metadata where the page has none."""
+    response = fetch(link, allow_private=allow_private, timeout=timeout)
     page = html_to_article(response.body, url=response.url)
     return page.model_copy(
         update={
-            "title": page.title or title,
-            "publisher": page.publisher or publisher,
-            "author": page.author or author,
-            "published": page.published or published,
+            "title": page.title or meta["title"],
+            "publisher": page.publisher or meta["publisher"],
+            "author": page.author or meta["author"],
+            "published": page.published or meta["published"],
             "source": link,
             "guid": guid,
         }

@@ -18,6 +18,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     routes: ClassVar[dict[str, Route]] = {}
     hits: ClassVar[list[str]] = []
+    held: ClassVar[list[tuple[str, float]]] = []
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
         pass
@@ -45,7 +46,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def trickle(self, data: bytes, every: float = 1.0) -> None:
-        """Write `data` one byte at a time, `every` seconds apart, until the client leaves."""
+        """Write `data` one byte at a time, `every` seconds apart, until the client leaves;
+        `held` then records how long the client stayed (a second or two more, as the
+        server notices a closed connection on its next writes)."""
+        start = time.monotonic()
         try:
             for i in range(len(data)):
                 self.wfile.write(data[i : i + 1])
@@ -53,6 +57,7 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(every)
         except OSError:  # the client gave up, as it should
             pass
+        self.held.append((urlsplit(self.path).path, time.monotonic() - start))
         self.close_connection = True
 
 
@@ -67,9 +72,10 @@ class _QuietServer(ThreadingHTTPServer):
 class Server:
     """The running server: `url(path)`, and `hits` (every path asked, in order)."""
 
-    def __init__(self, base: str, hits: list[str]) -> None:
+    def __init__(self, base: str, hits: list[str], held: list[tuple[str, float]]) -> None:
         self.base = base
         self.hits = hits
+        self.held = held  # (path, seconds) of each trickled answer the client left
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -82,12 +88,13 @@ class Server:
 def serve(routes: dict[str, Route]) -> Iterator[Server]:
     """Serve `routes` on a free port of 127.0.0.1 until the block ends."""
     hits: list[str] = []
-    handler = type("RouteHandler", (Handler,), {"routes": routes, "hits": hits})
+    held: list[tuple[str, float]] = []
+    handler = type("RouteHandler", (Handler,), {"routes": routes, "hits": hits, "held": held})
     server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Server(f"http://127.0.0.1:{server.server_address[1]}", hits)
+        yield Server(f"http://127.0.0.1:{server.server_address[1]}", hits, held)
     finally:
         server.shutdown()
         server.server_close()
