@@ -26,6 +26,7 @@ from store.web import (
     feed_title,
     fetch,
     is_feed,
+    parse_feed,
 )
 
 log = logging.getLogger(__name__)
@@ -221,9 +222,14 @@ def _sync_one(store: Store, ingestor: Ingestor, feed: Feed, budget: EntryBudget)
             return result
         if not is_feed(response.body):
             raise FetchError("no longer an RSS or Atom feed; remove it or fix the URL")
-        title = feed_title(response.body) or feed.title
+        parsed = parse_feed(response.body)
+        title = feed_title(parsed) or feed.title
         items = feed_articles(
-            response, allow_private=feed.allow_private, known=store.is_known, budget=budget
+            response,
+            allow_private=feed.allow_private,
+            known=store.is_known,
+            budget=budget,
+            parsed=parsed,
         )
         result.report = ingestor.ingest(items, collection=feed.collection)
         result.left = budget.left

@@ -674,9 +674,10 @@ def parse_feed(body: bytes) -> Any:
     return parsed
 
 
-def feed_title(body: bytes) -> str | None:
-    """A feed's own title, when it has one."""
-    return _clean(parse_feed(body).feed.get("title"))
+def feed_title(feed: bytes | Any) -> str | None:
+    """A feed's own title, when it has one; `feed` is its body or what parse_feed made of it."""
+    parsed = parse_feed(feed) if isinstance(feed, bytes) else feed
+    return _clean(parsed.feed.get("title"))
 
 
 def fetch_articles(
@@ -750,15 +751,19 @@ def feed_articles(
     allow_private: bool,
     known: Callable[[str], bool] | None = None,
     budget: EntryBudget | None = None,
+    parsed: Any = None,
 ) -> Iterator[RawArticle | SkipSource]:
     """The entries of a fetched feed not yet `known`, as articles or SkipSources, within
-    `budget` (the default limits when None); `budget.left` then says how many were left."""
+    `budget` (the default limits when None); `budget.left` then says how many were left.
+    `parsed` is the response's body as parse_feed read it, when the caller has it already
+    (a big feed takes seconds to parse)."""
     budget = budget if budget is not None else EntryBudget()
-    try:
-        parsed = parse_feed(response.body)
-    except FetchError as exc:
-        yield SkipSource(response.url, str(exc))
-        return
+    if parsed is None:
+        try:
+            parsed = parse_feed(response.body)
+        except FetchError as exc:
+            yield SkipSource(response.url, str(exc))
+            return
     publisher = _clean(parsed.feed.get("title"))
     stop = time.monotonic() + budget.seconds
     for entry in parsed.entries:
