@@ -208,7 +208,7 @@ class Service:
 
         def run() -> Any:
             store, ingestor = self._writes()
-            return sync_feeds(store, ingestor, allow_private=False)
+            return sync_feeds(store, ingestor)  # each feed's own --allow-private
 
         return await self._on(self._writer, run)
 

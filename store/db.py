@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_modified TEXT,
     last_synced TEXT,
     last_error TEXT,
+    allow_private INTEGER NOT NULL DEFAULT 0,  -- 1: this feed may be on private addresses
     PRIMARY KEY (url, collection)
 );
 -- Answers shown in Discord and the votes on them (store/votes.py).
@@ -98,6 +99,23 @@ CREATE TABLE IF NOT EXISTS answer_votes (
     PRIMARY KEY (answer_id, user_id)
 );
 """
+
+
+def _m001_feed_allow_private(db: sqlite3.Connection) -> None:
+    """Each feed keeps its own --allow-private; feeds of older stores start without it."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(feeds)")}
+    if "allow_private" not in columns:
+        db.execute("ALTER TABLE feeds ADD COLUMN allow_private INTEGER NOT NULL DEFAULT 0")
+
+
+# Steps that bring an older store's tables up to _SCHEMA, run in order each time a store
+# opens; each is additive and does nothing on a store that has it already.
+_MIGRATIONS = (_m001_feed_allow_private,)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for step in _MIGRATIONS:
+        step(db)
 
 
 def text_hash(text: str) -> bytes:
@@ -194,6 +212,7 @@ class Store(_Reads):
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _migrate(self._db)
         except sqlite3.DatabaseError as exc:
             raise StoreCorruptError(
                 f"{path} is not a qabot store or is damaged ({exc}); "
