@@ -30,6 +30,7 @@ SAMPLE_QUESTION = "Where did the Russian elite units land?"
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qabot` console script."""
     _quiet_openmp()
+    os.umask(0o077)  # the store, its indexes and whatever qabot writes are the user's only
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -359,3 +360,51 @@ def test_the_server_refuses_a_client_of_another_user(
             r.stop()
     finally:
         subprocess.run(["rm", "-rf", str(folder)], check=True)
+
+
+# -- the data folder ------------------------------------------------------------------------
+
+
+def _loose(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode) & 0o077
+
+
+def test_a_new_data_folder_and_its_store_are_private(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.umask(0o022)  # the usual umask, whatever an earlier test left
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "stats"]) == 0
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = [p for p in data.iterdir() if p.name.startswith("qabot.sqlite3")]
+    assert files and all(_loose(p) == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+
+
+def test_an_open_data_folder_is_made_private_by_the_next_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "stats"]) == 0
+    data.chmod(0o755)
+    for p in data.iterdir():
+        p.chmod(0o644)
+    assert main(["--data-dir", str(data), "stats"]) == 0
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert all(_loose(p) == 0 for p in data.iterdir())
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(str(data) in m and "0755" in m for m in warned), warned
+
+
+@pytest.mark.slow
+def test_ingest_and_ask_keep_every_file_private(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import PROJECT_SAMPLES
+
+    os.umask(0o022)
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "ingest", str(PROJECT_SAMPLES)]) == 0
+    assert main(["--data-dir", str(data), "ask", "Who won?"]) == 0
+    made = [data, *data.rglob("*")]
+    assert [p for p in made if p.is_file() and data / "index" in p.parents]  # indexes saved
+    assert [str(p) for p in made if _loose(p)] == []
