@@ -242,10 +242,28 @@ while True:
 """
 
 
+ASKED = "Who led the bridge repair?"
+ANSWER = "The repair was led by Dr. Samuel K. Achebe of Northline Engineering."
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
+    """A data folder holding the project's sample articles, stored with the real model."""
+    from store.loaders import find_files, load_file
+    from tests.conftest import PROJECT_SAMPLES
+
+    folder = tmp_path_factory.mktemp("asker")
+    store = Store(folder / "qabot.sqlite3", model=real_embedder.name, dim=real_embedder.dim)
+    items = [item for f in find_files(PROJECT_SAMPLES) for item in load_file(f)]  # type: ignore[arg-type]
+    assert Ingestor(store, real_embedder).ingest(items).added
+    store.close()
+    return folder
+
+
 @pytest.fixture
-def forged_socket_owner(discord_store: Path) -> Iterator[Path]:
+def forged_socket_owner(sample_store: Path) -> Iterator[Path]:
     """A server answering on the data folder's socket whose file belongs to another user."""
-    path = discord_store / "qabot.sock"
+    path = sample_store / "qabot.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     os.chown(path, OTHER_UID, OTHER_UID)
@@ -259,7 +277,7 @@ def forged_socket_owner(discord_store: Path) -> Iterator[Path]:
                 return
             with conn:
                 conn.recv(65536)
-                conn.sendall(_forged_reply("Where did the Russian elite units land?"))
+                conn.sendall(_forged_reply(ASKED))
 
     threading.Thread(target=forge, daemon=True).start()
     yield path
@@ -268,10 +286,10 @@ def forged_socket_owner(discord_store: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def forged_peer(discord_store: Path) -> Iterator[Path]:
+def forged_peer(sample_store: Path) -> Iterator[Path]:
     """A server on the data folder's socket (a file of ours) run by another user."""
-    path = discord_store / "qabot.sock"
-    reply = _forged_reply("Where did the Russian elite units land?").decode().strip()
+    path = sample_store / "qabot.sock"
+    reply = _forged_reply(ASKED).decode().strip()
     proc = subprocess.Popen(
         [sys.executable, "-c", _FORGER, str(path), str(OTHER_UID), reply],
         stdout=subprocess.PIPE,
@@ -286,9 +304,7 @@ def forged_peer(discord_store: Path) -> Iterator[Path]:
 
 
 def _ask_cli(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(
-        ["--data-dir", str(folder), "ask", "--json", "Where did the Russian elite units land?"]
-    )
+    code = main(["--data-dir", str(folder), "ask", "--json", ASKED])
     out, _ = capsys.readouterr()
     return code, out
 
@@ -301,7 +317,7 @@ def test_ask_refuses_a_socket_file_of_another_user(
     code, out = _ask_cli(forged_socket_owner.parent, capsys)
     assert code == 0
     assert "FORGED" not in out
-    assert "Sidi Barrani" in json.loads(out)["answers"][0]["text"]  # from the store itself
+    assert json.loads(out)["answers"][0]["text"] == ANSWER  # from the store itself
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(str(forged_socket_owner) in m and str(OTHER_UID) in m for m in warned), warned
 
@@ -314,7 +330,7 @@ def test_ask_refuses_a_server_run_by_another_user(
     code, out = _ask_cli(forged_peer.parent, capsys)
     assert code == 0
     assert "FORGED" not in out
-    assert "Sidi Barrani" in json.loads(out)["answers"][0]["text"]
+    assert json.loads(out)["answers"][0]["text"] == ANSWER
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(str(forged_peer) in m and str(OTHER_UID) in m for m in warned), warned
 
