@@ -8,7 +8,12 @@ ingest or forget), so the answers are the same as in a fresh process. When nothi
 
 The socket is `<data dir>/qabot.sock`, readable by its owner only. The protocol is one JSON
 line each way: {"question", "k", "mode", "collections", "abstain"} -> {"answer": {...}} or
-{"error"}. "abstain" is the asker's QABOT_ABSTAIN line, which wins over the server's.
+{"error"} (plus "busy": true when the server has too many connections open). "abstain" is
+the asker's QABOT_ABSTAIN line, which wins over the server's.
+
+Trust goes both ways, by user id: `ask` asks only a socket file it owns whose server runs as
+its own user (SO_PEERCRED on Linux), and the server answers only that user's processes. In
+a shared data folder another user's socket could otherwise answer anything.
 """
 
 from __future__ import annotations
