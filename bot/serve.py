@@ -47,7 +47,9 @@ _READ_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 30.0
 MAX_REQUEST = 64 * 1024  # bytes in a request line (a question is at most a few KB)
 WORKERS = 4  # questions answered at once (2 cores; one question takes ~10-50 ms)
-MAX_CONNECTIONS = 64  # open at once, idle or answering; more are told the server is busy
+# Open at once, reading or answering. Past it, the connection longest waiting for its line
+# is closed to make room; when all are being answered, a new one is told the server is busy.
+MAX_CONNECTIONS = 64
 _MAX_DRAIN = 64 * 1024 * 1024  # an over-long line is read and dropped up to this, then cut
 _MODES = ("hybrid", "dense", "bm25")
 
@@ -113,8 +115,9 @@ class ResidentServer:
     lines without blocking, so a client that connects and says nothing costs a file
     descriptor, never a thread; a complete line goes to a fixed pool of `workers` threads.
     A connection is closed with an error reply when its line has not arrived within
-    `idle_timeout` seconds or is longer than `max_request` bytes, and refused with a "busy"
-    reply beyond `max_connections` open at once. Only processes of the server's own user
+    `idle_timeout` seconds or is longer than `max_request` bytes. Past `max_connections`
+    open at once, the one longest waiting for its line is closed to make room (or, when all
+    are being answered, the new one gets a "busy" reply). Only processes of the server's own user
     are answered (SO_PEERCRED, where the system has it).
     """
 
@@ -197,6 +200,14 @@ class ResidentServer:
                 refusal = {
                     "error": f"qabot serve answers only its owner (uid {owner}), not uid {peer}"
                 }
+            if self._open >= self.max_connections and self._reading:
+                # Make room: the connection waiting longest for its line goes, so clients
+                # that connect and say nothing cannot keep a real question out.
+                oldest = min(self._reading.values(), key=lambda c: c.deadline)
+                self._refuse(
+                    oldest,
+                    {"error": "qabot serve closed this connection to make room; ask again"},
+                )
             with self._open_lock:
                 busy = self._open >= self.max_connections
                 if not busy:
