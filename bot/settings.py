@@ -123,7 +123,11 @@ def make_private(folder: Path) -> None:
             "data folder %s belongs to uid %d, not to you; others may read it", folder, info.st_uid
         )
     elif mode & 0o077:
-        folder.chmod(0o700)
+        try:
+            folder.chmod(0o700)
+        except OSError as exc:  # a read-only file system, say: still usable as it is
+            log.warning("data folder %s is open to other users (%04o): %s", folder, mode, exc)
+            return
         log.warning(
             "data folder %s was open to other users (%04o); made it private (0700)", folder, mode
         )
