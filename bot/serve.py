@@ -117,8 +117,8 @@ class ResidentServer:
     A connection is closed with an error reply when its line has not arrived within
     `idle_timeout` seconds or is longer than `max_request` bytes. Past `max_connections`
     open at once, the one longest waiting for its line is closed to make room (or, when all
-    are being answered, the new one gets a "busy" reply). Only processes of the server's own user
-    are answered (SO_PEERCRED, where the system has it).
+    are being answered, the new one gets a "busy" reply). Only processes of the server's
+    own user are answered (SO_PEERCRED, where the system has it).
     """
 
     def __init__(
@@ -175,8 +175,8 @@ class ResidentServer:
                         self._accept()
                     elif key.fileobj is self._wake_r:
                         self._wake_r.recv(64)
-                    else:
-                        self._read(self._reading[key.fileobj])  # type: ignore[index]
+                    elif conn := self._reading.get(key.fileobj):  # type: ignore[arg-type]
+                        self._read(conn)  # (unless closed to make room just now)
                 self._expire(time.monotonic())
         finally:
             for conn in list(self._reading.values()):
