@@ -175,7 +175,7 @@ class ResidentServer:
                         self._accept()
                     elif key.fileobj is self._wake_r:
                         self._wake_r.recv(64)
-                    elif conn := self._reading.get(key.fileobj):  # type: ignore[arg-type]
+                    elif conn := self._reading.get(key.fileobj):  # type: ignore[call-overload]
                         self._read(conn)  # (unless closed to make room just now)
                 self._expire(time.monotonic())
         finally:
