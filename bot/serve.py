@@ -461,13 +461,16 @@ def ask_resident(
         info = path.lstat()
     except OSError:
         return None
-    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+    if info.st_uid != os.getuid():
         log.warning(
-            "not asking %s: it is %s, not a qabot serve socket of yours (uid %d); answering here",
+            "not asking %s: it belongs to uid %d, not to you (uid %d); answering here",
             path,
-            f"owned by uid {info.st_uid}" if info.st_uid != os.getuid() else "not a socket",
+            info.st_uid,
             os.getuid(),
         )
+        return None
+    if not stat.S_ISSOCK(info.st_mode):
+        log.warning("not asking %s: it is not a socket; answering here", path)
         return None
     request = {
         "question": question,
