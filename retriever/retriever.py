@@ -181,14 +181,32 @@ class Retriever:
     # -- indexes ------------------------------------------------------------------------
 
     def indexes(self) -> Indexes:
-        """The indexes for the store as it is now (rebuilt after any ingest or forget)."""
+        """The indexes for the store as it is now (rebuilt after any ingest or forget).
+
+        When indexes are loaded already and the new ones cannot be read or built (say, an
+        ingest committing in another process while they are read), the question is answered
+        from the ones loaded, and the next question tries again."""
         generation = self.store.generation
         current = self._indexes
         if current is not None and current.generation == generation:
             return current
         with self._lock:
             if self._indexes is None or self._indexes.generation != generation:
-                self._indexes = open_indexes(self.store, self.index_dir)
+                try:
+                    fresh = open_indexes(self.store, self.index_dir)
+                except Exception as exc:
+                    if self._indexes is None:
+                        raise
+                    log.warning(
+                        "answering from the indexes of change %d: those of change %d failed "
+                        "(%s: %s)",
+                        self._indexes.generation,
+                        generation,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    return self._indexes
+                self._indexes = fresh
                 if self._resident:
                     self._read_in(self._indexes)
             return self._indexes

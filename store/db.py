@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -142,6 +143,28 @@ class NewArticle:
     passages: list[tuple[int, int, str, str]]  # first, last, text, embedded text
 
 
+def _private_files(path: Path) -> None:
+    """Make the SQLite file (created now if new) and its -wal / -shm readable by the owner
+    only. SQLite creates the -wal and -shm files with the database file's mode."""
+    loose = []
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = p.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            try:
+                p.chmod(0o600)
+            except OSError as exc:  # another user's file: SQLite says what it can't open
+                log.warning("%s is readable by other users and stays so: %s", p, exc)
+                continue
+            loose.append(f"{p.name} ({mode:04o})")
+    if loose:
+        log.warning("made %s private (0600) in %s", ", ".join(loose), path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 class _Reads:
     """What building the derived indexes reads, on a store or on a snapshot of it."""
 
@@ -206,6 +229,7 @@ class Store(_Reads):
     def __init__(self, path: Path, *, model: str, dim: int) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private_files(path)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
