@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from functools import cached_property
 
-from bot.settings import Settings
+from bot.settings import Settings, make_private
 from retriever.retriever import Retriever, Weights
 from store.db import Store
 from store.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
@@ -44,6 +44,7 @@ class App:
     @cached_property
     def store(self) -> Store:
         dim = _KNOWN_DIMS.get(self.settings.model) or self.query_embedder.dim
+        make_private(self.settings.data_dir)
         return Store(self.settings.db_path, model=self.settings.model, dim=dim)
 
     @cached_property

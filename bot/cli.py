@@ -30,6 +30,16 @@ SAMPLE_QUESTION = "Where did the Russian elite units land?"
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qabot` console script."""
     _quiet_openmp()
+    # The store, its indexes and the socket are the user's only; a program that calls
+    # main() gets its own umask back when the command is done.
+    previous = os.umask(0o077)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from bot.discord_format import ABSTAIN_REPLY, format_answer, format_sources
+from bot.discord_format import (
+    ABSTAIN_REPLY,
+    MESSAGE_LIMIT,
+    format_answer,
+    format_forgotten,
+    format_ingest,
+    format_sources,
+    plain,
+)
 from bot.errors import BotError
 from bot.settings import Settings
 from retriever.models import Answer
@@ -43,6 +52,60 @@ NO_PINGS = discord.AllowedMentions.none()
 MAX_QUESTION = 300
 MAX_ATTACHMENT_BYTES = 5_000_000
 _MENTION = re.compile(r"<@!?\d+>")
+# The permissions a mention needs, by the names a server's settings show.
+PERMISSION_NAMES = {
+    "create_public_threads": "Create Public Threads",
+    "send_messages_in_threads": "Send Messages in Threads",
+    "read_message_history": "Read Message History",
+    "send_messages": "Send Messages",
+}
+_THREAD_NEEDS = ("create_public_threads", "send_messages_in_threads", "read_message_history")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a mention is answered: in a new thread from it, or in `channel` with a note
+    naming the permissions that kept it from the usual place; nowhere if `channel` is None
+    and no thread can be made."""
+
+    thread: bool = False
+    channel: discord.abc.Messageable | None = None
+    reply_to: discord.Message | None = None
+    missing: tuple[str, ...] = ()
+
+    @property
+    def nowhere(self) -> bool:
+        return not self.thread and self.channel is None
+
+    def note(self) -> str:
+        if not self.missing or self.nowhere:
+            return ""
+        names = " and ".join(PERMISSION_NAMES.get(p, p) for p in self.missing)
+        return f"-# Answering here: I'd answer in a thread, but I'm missing {names} here."
+
+
+def route_for(message: discord.Message, me: discord.Member, in_our_thread: bool) -> Route:
+    """Where the bot can answer `message`, from its permissions in the channel (a server
+    may not grant what a thread needs; simcord's tests take them away)."""
+    channel = message.channel
+    if in_our_thread:
+        assert isinstance(channel, discord.Thread)
+        if channel.permissions_for(me).send_messages_in_threads:
+            return Route(channel=channel)
+        parent = channel.parent
+        missing: tuple[str, ...] = ("send_messages_in_threads",)
+        if parent is not None and parent.permissions_for(me).send_messages:
+            return Route(channel=parent, missing=missing)  # type: ignore[arg-type]
+        return Route(missing=(*missing, "send_messages"))
+    assert isinstance(channel, discord.abc.GuildChannel)
+    perms = channel.permissions_for(me)
+    missing = tuple(p for p in _THREAD_NEEDS if not getattr(perms, p))
+    if not missing:
+        return Route(thread=True)
+    if perms.send_messages:
+        reply_to = message if perms.read_message_history else None
+        return Route(channel=message.channel, reply_to=reply_to, missing=missing)
+    return Route(missing=(*missing, "send_messages"))
 
 
 class Cooldown:
@@ -145,7 +208,7 @@ class Service:
 
         def run() -> Any:
             store, ingestor = self._writes()
-            return sync_feeds(store, ingestor, allow_private=False)
+            return sync_feeds(store, ingestor)  # each feed's own --allow-private
 
         return await self._on(self._writer, run)
 
@@ -213,6 +276,7 @@ class QABot(commands.Bot):
         self.settings = settings
         self.cooldown = Cooldown(settings.cooldown_questions, settings.cooldown_seconds)
         self._feed_loop: tasks.Loop[Any] | None = None
+        self._warned: set[tuple[int, tuple[str, ...]]] = set()
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -259,11 +323,15 @@ class QABot(commands.Bot):
         return self.settings.discord_collections.get(str(guild_id), f"guild-{guild_id}")
 
     async def answer(
-        self, question: str, guild_id: int | None
+        self, question: str, guild_id: int | None, *, note: str = ""
     ) -> tuple[str, discord.ui.View | None]:
-        """The reply to a question: text and, for a real answer, the vote buttons."""
+        """The reply to a question: text (ending with `note`, if any) and, for a real
+        answer, the vote buttons."""
         answer = await self.service.ask(question, self.collection_for(guild_id))
-        text = format_answer(answer)
+        if note:
+            text = f"{format_answer(answer, limit=MESSAGE_LIMIT - len(note) - 2)}\n\n{note}"
+        else:
+            text = format_answer(answer)
         if answer.abstained:
             return text, None
         answer_id = await self.service.record_answer(answer, guild_id)
@@ -290,31 +358,61 @@ class QABot(commands.Bot):
         if not question:
             return
         try:
-            await self._answer_message(message, question, in_our_thread)
+            route = route_for(message, message.guild.me, in_our_thread)
+        except discord.ClientException:  # a thread whose channel is not cached: try it
+            route = Route(channel=channel)
+        if route.nowhere:
+            self._cannot_answer(channel, route.missing)
+            return
+        try:
+            await self._answer_message(message, question, route)
+        except discord.Forbidden as exc:  # the permissions changed after they were read
+            self._cannot_answer(channel, (f"a permission ({exc.text})",))
         except Exception:
             log.exception("answering a message failed")
-            await channel.send(
-                "Something went wrong answering that; it's logged. Please try again.",
-                allowed_mentions=NO_PINGS,
-            )
+            try:
+                await (route.channel or channel).send(
+                    "Something went wrong answering that; it's logged. Please try again.",
+                    allowed_mentions=NO_PINGS,
+                )
+            except discord.HTTPException as exc:
+                log.warning("could not say so in #%s either: %s", channel, exc)
 
-    async def _answer_message(
-        self, message: discord.Message, question: str, in_thread: bool
-    ) -> None:
+    def _cannot_answer(self, channel: Any, missing: tuple[str, ...]) -> None:
+        """Log, once a channel and a cause, that a mention there goes unanswered."""
+        key = (channel.id, missing)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        names = ", ".join(PERMISSION_NAMES.get(p, p) for p in missing)
+        log.warning(
+            "cannot answer mentions in #%s (%s): the bot is missing %s there; grant it in "
+            "the channel's or the bot role's permissions",
+            channel,
+            channel.id,
+            names,
+        )
+
+    async def _answer_message(self, message: discord.Message, question: str, route: Route) -> None:
         retry = self.cooldown.retry_after(message.author.id)
         if retry:
-            await message.reply(self.cooldown_message(retry), allowed_mentions=NO_PINGS)
+            if route.thread:  # said in the channel if the bot may post there, else a thread
+                me = message.guild.me if message.guild else None
+                channel = message.channel
+                if me is not None and channel.permissions_for(me).send_messages:  # type: ignore[union-attr]
+                    route = Route(channel=channel, reply_to=message)
+                else:
+                    route = Route(channel=await message.create_thread(name=_thread_name(question)))
+            await _post(route, self.cooldown_message(retry), None)
             return
-        if in_thread:
-            target: discord.abc.Messageable = message.channel
-        else:
-            target = await message.create_thread(name=_thread_name(question))
-        async with target.typing():
-            text, view = await self.answer(question, message.guild.id if message.guild else None)
-        if view is None:
-            await target.send(text, allowed_mentions=NO_PINGS)
-        else:
-            await target.send(text, view=view, allowed_mentions=NO_PINGS)
+        if route.thread:
+            thread = await message.create_thread(name=_thread_name(question))
+            route = Route(channel=thread)
+        assert route.channel is not None
+        async with route.channel.typing():
+            guild_id = message.guild.id if message.guild else None
+            text, view = await self.answer(question, guild_id, note=route.note())
+        await _post(route, text, view)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -328,7 +426,7 @@ class QABot(commands.Bot):
         else:
             original = getattr(error, "original", error)
             if isinstance(original, StoreError):
-                text = f"Error: {original}"
+                text = f"Error: {plain(str(original), 1800)}"
             else:
                 log.error(
                     "command /%s failed",
@@ -340,6 +438,18 @@ class QABot(commands.Bot):
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
         else:
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def _post(route: Route, text: str, view: discord.ui.View | None) -> None:
+    """`text` where `route` says: as a reply when it has one, no pings, no preview cards."""
+    kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS, "suppress_embeds": True}
+    if view is not None:
+        kwargs["view"] = view
+    if route.reply_to is not None:
+        await route.reply_to.reply(text, mention_author=False, **kwargs)
+    else:
+        assert route.channel is not None
+        await route.channel.send(text, **kwargs)
 
 
 def _thread_name(question: str) -> str:
@@ -365,9 +475,11 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
         await interaction.response.defer(thinking=True)
         text, view = await bot.answer(question, interaction.guild_id)
         if view is None:
-            await interaction.followup.send(text, allowed_mentions=NO_PINGS)
+            await interaction.followup.send(text, allowed_mentions=NO_PINGS, suppress_embeds=True)
         else:
-            await interaction.followup.send(text, view=view, allowed_mentions=NO_PINGS)
+            await interaction.followup.send(
+                text, view=view, allowed_mentions=NO_PINGS, suppress_embeds=True
+            )
 
     @app_commands.command(name="sources", description="List the articles this server can ask about")
     @app_commands.describe(page="Page number (10 articles a page)")
@@ -378,7 +490,9 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
         await interaction.response.defer(ephemeral=True, thinking=True)
         articles = await bot.service.articles(bot.collection_for(interaction.guild_id))
         text, _pages = format_sources(articles, page=page)
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.followup.send(
+            text, ephemeral=True, allowed_mentions=NO_PINGS, suppress_embeds=True
+        )
 
     @app_commands.command(name="ingest", description="Add an article from a URL or attached files")
     @app_commands.describe(
@@ -407,7 +521,7 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
             items.extend(await asyncio.to_thread(_fetch_url, url))
         report = await bot.service.ingest(lambda: items, collection)
         await interaction.followup.send(
-            _ingest_summary(report), ephemeral=True, allowed_mentions=NO_PINGS
+            format_ingest(report), ephemeral=True, allowed_mentions=NO_PINGS, suppress_embeds=True
         )
 
     @app_commands.command(name="forget", description="Remove an article from this server's list")
@@ -421,14 +535,17 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
             removed = await bot.service.forget(article, bot.collection_for(interaction.guild_id))
         except NotFoundError:
             await interaction.followup.send(
-                f"No article here matches “{article}”; `/sources` lists their ids and titles.",
+                f"No article here matches “{plain(article, 100)}”; `/sources` lists their ids "
+                "and titles.",
                 ephemeral=True,
                 allowed_mentions=NO_PINGS,
             )
             return
-        names = ", ".join(f"“{a.title}”" for a in removed)
         await interaction.followup.send(
-            f"Forgot {names}.", ephemeral=True, allowed_mentions=NO_PINGS
+            format_forgotten([a.title for a in removed]),
+            ephemeral=True,
+            allowed_mentions=NO_PINGS,
+            suppress_embeds=True,
         )
 
     return [ask, sources, ingest, forget]
@@ -474,20 +591,6 @@ def _fetch_url(url: str) -> list[RawArticle | SkipSource]:
         return list(fetch_articles(url, allow_private=False))
     except StoreError as exc:
         return [SkipSource(url, str(exc))]
-
-
-def _ingest_summary(report: IngestReport) -> str:
-    parts = []
-    for label, titles in (
-        ("Added", report.added),
-        ("Updated", report.updated),
-        ("Unchanged", report.unchanged),
-    ):
-        if titles:
-            parts.append(f"{label}: " + ", ".join(f"“{t}”" for t in titles[:10]))
-    for source, reason in report.skipped[:5]:
-        parts.append(f"Skipped {source}: {reason}")
-    return "\n".join(parts) or "Nothing to add."
 
 
 def create_bot(retriever: Retriever, settings: Settings) -> QABot:

@@ -25,7 +25,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("url", metavar="URL", help="the feed's address (RSS 2.0 or Atom)")
     p.add_argument("--collection", help="collection its entries go to (default: $QABOT_COLLECTION)")
     p.add_argument(
-        "--allow-private", action="store_true", help="allow a feed on a private or loopback address"
+        "--allow-private",
+        action="store_true",
+        help="allow this feed, and the entry pages it links to, on private or loopback "
+        "addresses (kept with the feed; other feeds stay refused)",
     )
 
     p = _add(sub, "list", cmd_list)
@@ -37,11 +40,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     p = _add(sub, "sync", cmd_sync)
     p.add_argument("--collection", help="only the feeds of this collection")
-    p.add_argument(
-        "--allow-private",
-        action="store_true",
-        help="allow feeds and entry pages on private or loopback addresses",
-    )
+    # Refused with a message: the permission belongs to one feed (`feeds add --allow-private`).
+    p.add_argument("--allow-private", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
@@ -72,7 +72,8 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     """Subscribe to a feed; its entries are ingested by `qabot feeds sync`.
 
-    The URL is fetched once to check that it is an RSS or Atom feed.
+    The URL is fetched once to check that it is an RSS or Atom feed. --allow-private is
+    kept with this feed: `qabot feeds sync` lets it, and only it, reach private addresses.
     """
     from bot.app import App
     from store.feeds import add_feed
@@ -88,8 +89,9 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         app.close()
     title = f" ({feed.title})" if feed.title else ""
+    private = ", private addresses allowed" if feed.allow_private else ""
     print(
-        f"subscribed {feed.collection!r} to {feed.url}{title}; "
+        f"subscribed {feed.collection!r} to {feed.url}{title}{private}; "
         "run `qabot feeds sync` to read its entries"
     )
     return 0
@@ -116,7 +118,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for feed in feeds:
         synced = f"synced {feed.last_synced}" if feed.last_synced else "never synced"
-        print(f"{feed.url}  [{feed.collection}]  {feed.title or '(no title)'}  {synced}")
+        private = "  (private addresses allowed)" if feed.allow_private else ""
+        print(f"{feed.url}  [{feed.collection}]  {feed.title or '(no title)'}  {synced}{private}")
         if feed.last_error:
             print(f"    last error: {feed.last_error}")
     return 0
@@ -141,11 +144,21 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     """Read every subscribed feed now and ingest the entries not stored yet.
 
     Each feed is asked conditionally, so an unchanged one costs nothing. A failing feed is
-    reported and recorded (see `qabot feeds list`); the others still sync. Exits 1 when
-    any feed failed.
+    reported and recorded (see `qabot feeds list`); the others still sync. A feed reads at
+    most 50 entry pages a sync, within 60 s; the entries left are read by the next sync.
+    A feed added with --allow-private may reach private addresses; the others may not.
+    Exits 1 when any feed failed.
     """
     from bot.app import App
+    from bot.errors import BotError
     from store.feeds import list_feeds, sync_feeds
+
+    if args.allow_private:
+        raise BotError(
+            "`feeds sync` takes no --allow-private: the permission belongs to one feed, so "
+            "subscribe that feed with `qabot feeds add URL --allow-private` (again, for a "
+            "feed added before) and run `qabot feeds sync`"
+        )
 
     app = App(settings)
     try:
@@ -160,7 +173,6 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         report = sync_feeds(
             app.store,
             app.ingestor,
-            allow_private=args.allow_private,
             collection=args.collection,
             progress=say,
         )
@@ -176,6 +188,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
                             "collection": r.collection,
                             "status": r.status,
                             "error": r.error,
+                            "left": r.left,
                             "added": r.report.added,
                             "updated": r.report.updated,
                             "skipped": [

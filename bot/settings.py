@@ -5,6 +5,9 @@ Built once, in the entry point; nothing below `bot/` reads the environment.
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +17,8 @@ from pydantic_settings import SettingsError as SourceError
 
 from bot.errors import SettingsError
 from retriever.models import ABSTAIN_LEVELS
+
+log = logging.getLogger(__name__)
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "your-token-here", "your_token_here", "xxx", "token"}
 
@@ -102,6 +107,30 @@ class Settings(BaseSettings):
                 "or the environment"
             )
         return token
+
+
+def make_private(folder: Path) -> None:
+    """Create the data folder readable by its owner only (0700), or make an existing one so.
+
+    It holds every stored article and the socket `qabot ask` trusts. A folder of another
+    user is left as it is, with a warning (`qabot ask` then refuses that user's socket).
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.getuid():
+        log.warning(
+            "data folder %s belongs to uid %d, not to you; others may read it", folder, info.st_uid
+        )
+    elif mode & 0o077:
+        try:
+            folder.chmod(0o700)
+        except OSError as exc:  # a read-only file system, say: still usable as it is
+            log.warning("data folder %s is open to other users (%04o): %s", folder, mode, exc)
+            return
+        log.warning(
+            "data folder %s was open to other users (%04o); made it private (0700)", folder, mode
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -184,13 +184,31 @@ class Snapshots:
         self._lock_asking = threading.Lock()
 
     def current(self) -> Snapshot:
+        """The snapshot of the store's generation now.
+
+        When one is loaded already and the new one cannot be read or built, the question is
+        answered from the one loaded, and the next question tries again."""
         generation = self.store.generation
         snapshot = self._current
         if snapshot is not None and snapshot.generation == generation:
             return snapshot
         with self._lock:
             if self._current is None or self._current.generation != generation:
-                self._current = Snapshot(open_indexes(self.store, self.index_dir), self.embedder)
+                try:
+                    indexes = open_indexes(self.store, self.index_dir)
+                except Exception as exc:
+                    if self._current is None:
+                        raise
+                    log.warning(
+                        "answering from the indexes of change %d: those of change %d failed "
+                        "(%s: %s)",
+                        self._current.generation,
+                        generation,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    return self._current
+                self._current = Snapshot(indexes, self.embedder)
                 if self._resident:
                     self._read_in(self._current)
             return self._current

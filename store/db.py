@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -79,6 +80,7 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_modified TEXT,
     last_synced TEXT,
     last_error TEXT,
+    allow_private INTEGER NOT NULL DEFAULT 0,  -- 1: this feed may be on private addresses
     PRIMARY KEY (url, collection)
 );
 -- Answers shown in Discord and the votes on them (store/votes.py).
@@ -98,6 +100,23 @@ CREATE TABLE IF NOT EXISTS answer_votes (
     PRIMARY KEY (answer_id, user_id)
 );
 """
+
+
+def _m001_feed_allow_private(db: sqlite3.Connection) -> None:
+    """Each feed keeps its own --allow-private; feeds of older stores start without it."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(feeds)")}
+    if "allow_private" not in columns:
+        db.execute("ALTER TABLE feeds ADD COLUMN allow_private INTEGER NOT NULL DEFAULT 0")
+
+
+# Steps that bring an older store's tables up to _SCHEMA, run in order each time a store
+# opens; each is additive and does nothing on a store that has it already.
+_MIGRATIONS = (_m001_feed_allow_private,)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for step in _MIGRATIONS:
+        step(db)
 
 
 def text_hash(text: str) -> bytes:
@@ -124,7 +143,83 @@ class NewArticle:
     passages: list[tuple[int, int, str, str]]  # first, last, text, embedded text
 
 
-class Store:
+def _private_files(path: Path) -> None:
+    """Make the SQLite file (created now if new) and its -wal / -shm readable by the owner
+    only. SQLite creates the -wal and -shm files with the database file's mode."""
+    loose = []
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = p.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            try:
+                p.chmod(0o600)
+            except OSError as exc:  # another user's file: SQLite says what it can't open
+                log.warning("%s is readable by other users and stays so: %s", p, exc)
+                continue
+            loose.append(f"{p.name} ({mode:04o})")
+    if loose:
+        log.warning("made %s private (0600) in %s", ", ".join(loose), path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+class _Reads:
+    """What building the derived indexes reads, on a store or on a snapshot of it."""
+
+    _db: sqlite3.Connection
+    model: str
+    dim: int
+
+    @property
+    def generation(self) -> int:
+        """Counts committed changes; derived indexes record the one they were built from."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def token_projection(self) -> np.ndarray | None:
+        """The (dim, k) projection of the store's token vectors, None until the first."""
+        row = self._db.execute("SELECT dim, k, matrix FROM token_projection").fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row[2], dtype=np.float32).reshape(row[0], row[1]).copy()
+
+    def iter_units(
+        self, table: str
+    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, bytes | None]]:
+        """Every sentence or passage: rowid, article id, collection, title, text, index,
+        vector, its span (a sentence's start and end offsets in the article's text, a
+        passage's first and last sentence), and a sentence's word piece ids and token
+        vectors (None for passages and for sentences stored without them)."""
+        if table not in ("sentences", "passages"):
+            raise ValueError(table)
+        if table == "sentences":
+            span, tokens = "u.start, u.end", "t.ids, t.vecs"
+            join = " LEFT JOIN token_vectors t ON t.hash = u.vec_hash"
+        else:
+            span, tokens, join = "u.first, u.last", "NULL, NULL", ""
+        yield from self._db.execute(
+            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec, {span},"
+            f" {tokens} FROM {table} u JOIN articles a ON a.id = u.article_id"
+            f" JOIN vectors v ON v.hash = u.vec_hash{join} ORDER BY u.article_id, u.idx"
+        )
+
+    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Read-only queries for the layers above (feeds, votes live in the same file)."""
+        return self._db.execute(sql, args)
+
+
+class Snapshot(_Reads):
+    """The store as one read transaction sees it (`Store.snapshot`)."""
+
+    def __init__(self, db: sqlite3.Connection, *, model: str, dim: int) -> None:
+        self._db = db
+        self.model = model
+        self.dim = dim
+
+
+class Store(_Reads):
     """A qabot store in one SQLite file.
 
     `model` and `dim` name the embedder whose vectors this store holds; a store built by
@@ -134,12 +229,14 @@ class Store:
     def __init__(self, path: Path, *, model: str, dim: int) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private_files(path)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _migrate(self._db)
         except sqlite3.DatabaseError as exc:
             raise StoreCorruptError(
                 f"{path} is not a qabot store or is damaged ({exc}); "
@@ -183,12 +280,6 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-
-    @property
-    def generation(self) -> int:
-        """Counts committed changes; derived indexes record the one they were built from."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0]) if row else 0
 
     # -- articles -------------------------------------------------------------------------
 
@@ -263,13 +354,6 @@ class Store:
                 for h, (ids, v) in tokens.items()
             ],
         )
-
-    def token_projection(self) -> np.ndarray | None:
-        """The (dim, k) projection of the store's token vectors, None until the first."""
-        row = self._db.execute("SELECT dim, k, matrix FROM token_projection").fetchone()
-        if row is None:
-            return None
-        return np.frombuffer(row[2], dtype=np.float32).reshape(row[0], row[1]).copy()
 
     def set_token_projection(self, matrix: np.ndarray) -> np.ndarray:
         """Record the projection unless the store has one already; the one in force."""
@@ -467,31 +551,20 @@ class Store:
             "generation": self.generation,
         }
 
-    # -- bulk reads for the derived indexes ----------------------------------------------
-
-    def iter_units(
-        self, table: str
-    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, bytes | None]]:
-        """Every sentence or passage: rowid, article id, collection, title, text, index,
-        vector, its span (a sentence's start and end offsets in the article's text, a
-        passage's first and last sentence), and a sentence's word piece ids and token
-        vectors (None for passages and for sentences stored without them)."""
-        if table not in ("sentences", "passages"):
-            raise ValueError(table)
-        if table == "sentences":
-            span, tokens = "u.start, u.end", "t.ids, t.vecs"
-            join = " LEFT JOIN token_vectors t ON t.hash = u.vec_hash"
-        else:
-            span, tokens, join = "u.first, u.last", "NULL, NULL", ""
-        yield from self._db.execute(
-            f"SELECT u.id, u.article_id, a.collection, a.title, u.text, u.idx, v.vec, {span},"
-            f" {tokens} FROM {table} u JOIN articles a ON a.id = u.article_id"
-            f" JOIN vectors v ON v.hash = u.vec_hash{join} ORDER BY u.article_id, u.idx"
-        )
-
-    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        """Read-only queries for the layers above (feeds, votes live in the same file)."""
-        return self._db.execute(sql, args)
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """The store as of one moment, for reads that must agree with each other (building
+        the indexes): one read transaction on a connection of its own, so what other
+        connections commit meanwhile is not seen, and this store's own connection (and its
+        writes, from other threads) are not held up."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA query_only=ON")
+            db.execute("BEGIN")
+            db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()  # the first read fixes it (WAL)
+            yield Snapshot(db, model=self.model, dim=self.dim)
+        finally:
+            db.close()  # ends the read transaction
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

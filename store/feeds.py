@@ -16,7 +16,18 @@ from typing import Literal
 from store.db import Store
 from store.errors import FetchError, NotFoundError, StoreError
 from store.ingest import Ingestor, IngestReport
-from store.web import UrlError, feed_articles, feed_title, fetch, is_feed
+from store.web import (
+    DOWNLOAD_SECONDS,
+    ENTRY_SECONDS,
+    MAX_ENTRY_PAGES,
+    EntryBudget,
+    UrlError,
+    feed_articles,
+    feed_title,
+    fetch,
+    is_feed,
+    parse_feed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +43,9 @@ class Feed:
     last_modified: str | None = None
     last_synced: str | None = None  # ISO time of the last attempt
     last_error: str | None = None  # why the last attempt failed (no URL); None when it worked
+    # Whether this feed, and the entry pages it links to, may be on private or loopback
+    # addresses: given once, at `add_feed`, for this feed only.
+    allow_private: bool = False
 
 
 @dataclass
@@ -43,6 +57,7 @@ class FeedResult:
     status: Literal["synced", "not-modified", "failed"]
     report: IngestReport = field(default_factory=IngestReport)
     error: str | None = None  # why it failed, without the URL
+    left: int = 0  # entries not read this time (the limits of one sync); read by the next
 
 
 @dataclass
@@ -51,6 +66,8 @@ class FeedSyncReport:
 
     results: list[FeedResult] = field(default_factory=list)
     ingest: IngestReport = field(default_factory=IngestReport)
+    max_entry_pages: int = MAX_ENTRY_PAGES  # the limits this sync ran with
+    entry_seconds: float = ENTRY_SECONDS
 
     @property
     def failed(self) -> list[FeedResult]:
@@ -60,14 +77,27 @@ class FeedSyncReport:
     def not_modified(self) -> list[FeedResult]:
         return [r for r in self.results if r.status == "not-modified"]
 
+    @property
+    def left(self) -> int:
+        """Entries left for the next sync by the limits of this one."""
+        return sum(r.left for r in self.results)
+
     def summary(self) -> str:
         """One line for a terminal or a log."""
         i = self.ingest
-        return (
+        line = (
             f"{_plural(len(self.results), 'feed')}: {len(self.not_modified)} unchanged, "
             f"{len(self.failed)} failed; {len(i.added)} articles added, {len(i.updated)} "
             f"updated, {len(i.skipped)} entries skipped"
         )
+        if self.left:
+            entries = "entry" if self.left == 1 else "entries"
+            line += (
+                f"; {self.left:,} {entries} left for the next sync (at most "
+                f"{_plural(self.max_entry_pages, 'entry page')} and {self.entry_seconds:g} s "
+                "a feed)"
+            )
+        return line
 
 
 def _plural(n: int, word: str) -> str:
@@ -79,14 +109,17 @@ def _now() -> str:
 
 
 def _row_to_feed(
-    row: tuple[str, str, str | None, str | None, str | None, str | None, str | None],
+    row: tuple[str, str, str | None, str | None, str | None, str | None, str | None, int],
 ) -> Feed:
-    return Feed(*row)
+    return Feed(*row[:-1], allow_private=bool(row[-1]))
 
 
 def list_feeds(store: Store, collection: str | None = None) -> list[Feed]:
     """The subscribed feeds, by collection then URL."""
-    sql = "SELECT url, collection, title, etag, last_modified, last_synced, last_error FROM feeds"
+    sql = (
+        "SELECT url, collection, title, etag, last_modified, last_synced, last_error,"
+        " allow_private FROM feeds"
+    )
     args: tuple[object, ...] = ()
     if collection is not None:
         sql += " WHERE collection = ?"
@@ -96,8 +129,12 @@ def list_feeds(store: Store, collection: str | None = None) -> list[Feed]:
 
 def add_feed(store: Store, url: str, collection: str, *, allow_private: bool) -> Feed:
     """Subscribe `collection` to the feed at `url`, after fetching it once to check that it
-    is an RSS or Atom feed. Subscribing again refreshes its title. Entries are read by the
-    next `sync_feeds`."""
+    is an RSS or Atom feed. Entries are read by the next `sync_feeds`.
+
+    `allow_private` lets this feed, and the entry pages it links to, be on private or
+    loopback addresses (an intranet feed); it is stored with the feed and applies to its
+    fetches only. Subscribing again refreshes the title and sets the permission as given.
+    """
     response = fetch(url, allow_private=allow_private)
     if not is_feed(response.body):
         raise FetchError(
@@ -107,9 +144,10 @@ def add_feed(store: Store, url: str, collection: str, *, allow_private: bool) ->
     title = feed_title(response.body)
     with store.side_transaction() as db:
         db.execute(
-            "INSERT INTO feeds (url, collection, title) VALUES (?, ?, ?)"
-            " ON CONFLICT (url, collection) DO UPDATE SET title = excluded.title",
-            (url, collection, title),
+            "INSERT INTO feeds (url, collection, title, allow_private) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (url, collection) DO UPDATE SET title = excluded.title,"
+            " allow_private = excluded.allow_private",
+            (url, collection, title, int(allow_private)),
         )
     return next(f for f in list_feeds(store, collection) if f.url == url)
 
@@ -135,16 +173,21 @@ def sync_feeds(
     store: Store,
     ingestor: Ingestor,
     *,
-    allow_private: bool,
     collection: str | None = None,
     progress: Callable[[Feed], None] | None = None,
+    max_entry_pages: int = MAX_ENTRY_PAGES,
+    entry_seconds: float = ENTRY_SECONDS,
+    timeout: float = DOWNLOAD_SECONDS,
 ) -> FeedSyncReport:
     """Fetch every subscribed feed (or those of `collection`) and ingest its new entries.
 
-    Each feed is asked conditionally; a 304 costs nothing. A feed that fails is recorded
-    (`last_error`) and reported, and the others go on. When some entries of a feed could
-    not be read, its ETag is not kept, so the next sync asks again and retries them.
-    `progress(feed)` is called before each feed.
+    Each feed is asked conditionally; a 304 costs nothing. Each feed's own permission
+    (`Feed.allow_private`, given at `add_feed`) says whether it and its entry pages may be
+    on private addresses. A feed that fails is recorded (`last_error`) and reported, and
+    the others go on. A feed reads at most `max_entry_pages` entry pages and starts no
+    entry after `entry_seconds`; each download takes at most `timeout` seconds. When some
+    entries could not be read or were left by those limits, the feed's ETag is not kept,
+    so the next sync asks again and reads them. `progress(feed)` is called before each feed.
 
     Blocking (network and embedding). `store` holds one SQLite connection without a lock,
     so a caller on another thread (a Discord bot's executor) must give this function a
@@ -152,22 +195,24 @@ def sync_feeds(
     connection keep reading), and must not run two syncs at once; sharing the bot's Store
     across threads would interleave transactions on one connection.
     """
-    report = FeedSyncReport()
+    report = FeedSyncReport(max_entry_pages=max_entry_pages, entry_seconds=entry_seconds)
     for feed in list_feeds(store, collection):
         if progress:
             progress(feed)
-        result = _sync_one(store, ingestor, feed, allow_private=allow_private)
+        budget = EntryBudget(pages=max_entry_pages, seconds=entry_seconds, timeout=timeout)
+        result = _sync_one(store, ingestor, feed, budget)
         report.results.append(result)
         report.ingest.merge(result.report)
     return report
 
 
-def _sync_one(store: Store, ingestor: Ingestor, feed: Feed, *, allow_private: bool) -> FeedResult:
+def _sync_one(store: Store, ingestor: Ingestor, feed: Feed, budget: EntryBudget) -> FeedResult:
     result = FeedResult(feed.url, feed.collection, "synced")
     try:
         response = fetch(
             feed.url,
-            allow_private=allow_private,
+            allow_private=feed.allow_private,
+            timeout=budget.timeout,
             etag=feed.etag,
             last_modified=feed.last_modified,
         )
@@ -177,10 +222,21 @@ def _sync_one(store: Store, ingestor: Ingestor, feed: Feed, *, allow_private: bo
             return result
         if not is_feed(response.body):
             raise FetchError("no longer an RSS or Atom feed; remove it or fix the URL")
-        title = feed_title(response.body) or feed.title
-        items = feed_articles(response, allow_private=allow_private, known=store.is_known)
+        parsed = parse_feed(response.body)
+        title = feed_title(parsed) or feed.title
+        items = feed_articles(
+            response,
+            allow_private=feed.allow_private,
+            known=store.is_known,
+            budget=budget,
+            parsed=parsed,
+        )
         result.report = ingestor.ingest(items, collection=feed.collection)
-        keep = not result.report.skipped  # retry failed entries next time
+        result.left = budget.left
+        if budget.left:
+            log.info("feed %s: %s", feed.url, budget.describe_left("sync"))
+        # Ask again next time, not conditionally, to retry failed entries and read those left.
+        keep = not result.report.skipped and not budget.left
         _record(
             store,
             feed,

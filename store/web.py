@@ -10,7 +10,9 @@ the connection cannot reach an internal service.
 from __future__ import annotations
 
 import calendar
+import difflib
 import http.client
+import io
 import ipaddress
 import logging
 import re
@@ -24,12 +26,21 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from store.clean import is_furniture, parse_date, same_words, words
 from store.errors import FetchError, SkipSource
 from store.models import RawArticle
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "qabot/0.1"
+# The whole download of one URL (connecting, the request, the headers, the body and every
+# redirect), wall clock: a server that trickles its answer cannot hold a fetch past it.
+DOWNLOAD_SECONDS = 10.0
+# How much of a feed one read fetches: at most this many entry pages, within this many
+# seconds (wall clock, from the first entry, embedding included). The entries left are not
+# stored, so the next sync (or ingest of the feed) picks them up.
+MAX_ENTRY_PAGES = 50
+ENTRY_SECONDS = 60.0
 # A feed entry whose own content has at least this much text carries the whole article;
 # shorter content is a teaser and the page behind the entry's link is read instead.
 FULL_CONTENT_CHARS = 1500
@@ -132,32 +143,111 @@ def _vetted_address(host: str, port: int) -> str:
         if problem:
             raise FetchError(
                 f"{host} resolves to {address}, {problem}, which qabot does not fetch from "
-                "here; the operator's CLI may, with --allow-private"
+                "here; the operator's CLI may, with --allow-private (for a feed: "
+                "`qabot feeds add URL --allow-private`)"
             )
     return addresses[0]
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to a vetted address while the Host header still names the host."""
+class _DeadlinePassed(TimeoutError):
+    """The whole download took longer than its deadline."""
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+
+class _Clock:
+    """The wall-clock deadline of one fetch, shared by its hops, and whether any byte of an
+    answer has arrived (to tell "no answer" from "too slow")."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.answered = False
+
+    def left(self, per_operation: float) -> float:
+        """The time the next socket operation may take; _DeadlinePassed when none is left."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _DeadlinePassed
+        return min(per_operation, left)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's receiving side where each read waits at most the time left to the
+    deadline. http.client reads through a buffered file that loops over reads until it has
+    a whole line or `amt` bytes, so per-read timeouts alone let a server that sends one
+    byte a second hold it for as long as it likes."""
+
+    def __init__(self, sock: socket.socket, clock: _Clock, timeout: float) -> None:
+        super().__init__()
+        self._sock, self._clock, self._timeout = sock, clock, timeout
+        # The socket's own unbuffered file: it keeps the socket open until it is closed,
+        # as http.client expects when it closes the connection before reading the body.
+        self._raw = sock.makefile("rb", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(self._clock.left(self._timeout))
+        n = self._raw.readinto(buffer) or 0
+        self._clock.answered = self._clock.answered or n > 0
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket as http.client sees it, with every operation held to the clock."""
+
+    def __init__(self, sock: socket.socket, clock: _Clock, timeout: float) -> None:
+        self._sock, self._clock, self._timeout = sock, clock, timeout
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._clock, self._timeout))
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(self._clock.left(self._timeout))
+        self._sock.sendall(data)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to a vetted address while the Host header still names the host; every
+    socket operation, the connection included, is held to the fetch's deadline."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float, clock: _Clock):
         super().__init__(host, port, timeout=timeout)
         self._address = address
+        self._clock = clock
+        self._per_operation = timeout
+
+    def _open(self) -> socket.socket:
+        wait = self._clock.left(self._per_operation)
+        return socket.create_connection((self._address, self.port), wait)
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = _DeadlineSocket(self._open(), self._clock, self._per_operation)
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """Connects to a vetted address; SNI and certificate checks still use the host name."""
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    """Connects to a vetted address; SNI and certificate checks still use the host name.
+    The TLS handshake is one socket operation, so it too ends by the deadline."""
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+    def __init__(self, host: str, port: int, *, address: str, timeout: float, clock: _Clock):
+        super().__init__(host, port, address=address, timeout=timeout, clock=clock)
+        self.default_port = http.client.HTTPS_PORT
+        self._context = ssl.create_default_context()
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        sock = self._open()
+        sock.settimeout(self._clock.left(self._per_operation))
+        tls = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = _DeadlineSocket(tls, self._clock, self._per_operation)
 
 
 # -- fetching ---------------------------------------------------------------------------
@@ -167,7 +257,7 @@ def fetch(
     url: str,
     *,
     allow_private: bool,
-    timeout: float = 10.0,
+    timeout: float = DOWNLOAD_SECONDS,
     max_bytes: int = 5_000_000,
     max_redirects: int = 5,
     etag: str | None = None,
@@ -175,25 +265,37 @@ def fetch(
 ) -> Response:
     """GET an http(s) URL, politely and within bounds.
 
-    `timeout` bounds each socket operation and the whole download; bodies (after gzip or
-    deflate decoding) larger than `max_bytes` are refused; redirects are followed up to
-    `max_redirects`, each hop checked like the first. `etag` / `last_modified` make the
-    request conditional: an unchanged resource comes back as status 304 with no body.
+    `timeout` bounds the whole download, wall clock: connecting, sending, the headers, the
+    body and every redirect, enforced on each socket operation (a server sending one byte
+    a second is cut off at it too). Bodies (after gzip or deflate decoding) larger than
+    `max_bytes` are refused; redirects are followed up to `max_redirects`, each hop checked
+    like the first. `etag` / `last_modified` make the request conditional: an unchanged
+    resource comes back as status 304 with no body.
     Raises UrlError (a FetchError) with a one-line reason.
     """
-    deadline = time.monotonic() + timeout
+    clock = _Clock(timeout)
     seen = [url]
     current = url
     for _hop in range(max_redirects + 1):
-        response, location = _get_once(
-            current,
-            allow_private=allow_private,
-            timeout=timeout,
-            deadline=deadline,
-            max_bytes=max_bytes,
-            etag=etag,
-            last_modified=last_modified,
-        )
+        try:
+            response, location = _get_once(
+                current,
+                allow_private=allow_private,
+                timeout=timeout,
+                clock=clock,
+                max_bytes=max_bytes,
+                etag=etag,
+                last_modified=last_modified,
+            )
+        except TimeoutError as exc:
+            if clock.answered or isinstance(exc, _DeadlinePassed) or current != url:
+                reason = (
+                    f"took longer than {timeout:g} s; the site is too slow, "
+                    "try later or save the page and ingest the file"
+                )
+            else:
+                reason = f"no answer within {timeout:g} s; the site is slow or down, try later"
+            raise UrlError(url, reason) from exc
         if response is not None:
             return response
         assert location is not None
@@ -211,12 +313,13 @@ def _get_once(
     *,
     allow_private: bool,
     timeout: float,
-    deadline: float,
+    clock: _Clock,
     max_bytes: int,
     etag: str | None,
     last_modified: str | None,
 ) -> tuple[Response | None, str | None]:
-    """One request: a Response, or (None, Location) for a redirect."""
+    """One request: a Response, or (None, Location) for a redirect. TimeoutError when
+    the clock runs out or a socket operation waits `timeout` for nothing."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -235,9 +338,9 @@ def _get_once(
 
     conn: http.client.HTTPConnection
     if scheme == "https":
-        conn = _PinnedHTTPSConnection(host, port, address=address, timeout=timeout)
+        conn = _PinnedHTTPSConnection(host, port, address=address, timeout=timeout, clock=clock)
     else:
-        conn = _PinnedHTTPConnection(host, port, address=address, timeout=timeout)
+        conn = _PinnedHTTPConnection(host, port, address=address, timeout=timeout, clock=clock)
     headers = {
         "User-Agent": USER_AGENT,
         "Accept": _ACCEPT,
@@ -276,7 +379,7 @@ def _get_once(
         length = resp.getheader("Content-Length")
         if length and length.isdigit() and int(length) > max_bytes:
             raise UrlError(url, _too_big(max_bytes))
-        raw = _read_bounded(resp, url, max_bytes=max_bytes, deadline=deadline)
+        raw = _read_bounded(resp, url, max_bytes=max_bytes)
         body = _decode(raw, resp.getheader("Content-Encoding") or "", url, max_bytes)
         return Response(
             url=url,
@@ -286,10 +389,8 @@ def _get_once(
             etag=resp.getheader("ETag"),
             last_modified=resp.getheader("Last-Modified"),
         ), None
-    except TimeoutError as exc:
-        raise UrlError(
-            url, f"no answer within {timeout:g} s; the site is slow or down, try later"
-        ) from exc
+    except TimeoutError:
+        raise  # fetch() says which limit it was
     except ssl.SSLError as exc:
         raise UrlError(
             url, f"TLS failed ({exc.reason or exc}); check the site's certificate"
@@ -335,14 +436,10 @@ def _too_big(max_bytes: int) -> str:
     return f"larger than {max_bytes:,} bytes; save the article's text and ingest the file"
 
 
-def _read_bounded(
-    resp: http.client.HTTPResponse, url: str, *, max_bytes: int, deadline: float
-) -> bytes:
+def _read_bounded(resp: http.client.HTTPResponse, url: str, *, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        if time.monotonic() > deadline:
-            raise TimeoutError
         chunk = resp.read(_CHUNK)
         if not chunk:
             return b"".join(chunks)
@@ -403,33 +500,37 @@ def html_to_article(html: str | bytes, url: str | None = None) -> RawArticle:
         include_links=False,
         include_images=False,
     )
-    text = _body_text(getattr(doc, "body", None)) if doc is not None else ""
-    if not text and doc is not None:
-        text = (getattr(doc, "text", None) or "").strip()
+    if doc is None:
+        raise FetchError("no article text found; the page may need JavaScript or hold no article")
+    title = _clean(getattr(doc, "title", None))
+    author = _clean(getattr(doc, "author", None))
+    publisher = _clean(getattr(doc, "sitename", None))
+    blocks = _body_blocks(getattr(doc, "body", None))
+    if not blocks:
+        blocks = [b for b in (getattr(doc, "text", None) or "").splitlines() if b.strip()]
+    text = "\n\n".join(drop_header(blocks, title=title, names=(author, publisher)))
     if len(text.split()) < MIN_WORDS:
         raise FetchError("no article text found; the page may need JavaScript or hold no article")
-    assert doc is not None
     canonical = _http_url(getattr(doc, "url", None)) or url
-    publisher = _clean(getattr(doc, "sitename", None))
     if url and publisher == urlsplit(url).netloc and not publisher.replace(".", "").isalpha():
         publisher = None  # the extractor's fallback to "host:port" or an IP names no one
     return RawArticle(
         key=canonical or "",
         text=text,
-        title=_clean(getattr(doc, "title", None)),
+        title=title,
         url=canonical,
         publisher=publisher,
-        author=_clean(getattr(doc, "author", None)),
+        author=author,
         published=_clean(getattr(doc, "date", None)),
         source=url,
         pre_cleaned=True,
     )
 
 
-def _body_text(body: Any) -> str:
-    """Trafilatura's extracted tree as text: one block per paragraph, heading or list item."""
+def _body_blocks(body: Any) -> list[str]:
+    """Trafilatura's extracted tree as text blocks: one per paragraph, heading or list item."""
     if body is None:
-        return ""
+        return []
     blocks: list[str] = []
     for element in body:
         if element.tag == "list":
@@ -439,7 +540,90 @@ def _body_text(body: Any) -> str:
             block = element_text(element)
             if block:
                 blocks.append(block)
-    return "\n\n".join(blocks)
+    return blocks
+
+
+# -- the header above an article's body ---------------------------------------------------
+
+# A byline: "By Mara Okonkwo", "Written by ...", "Posted by ...", "Author: ...".
+_BYLINE = re.compile(r"^(?:by|written by|posted by|words by|author:)\s+\S", re.I)
+# Words a byline or a dateline carries besides names and the date itself.
+_HEADER_WORDS = frozenset(
+    "by and staff reporter reporters correspondent correspondents editor writer the in at on "
+    "published updated posted last modified am pm gmt utc et pt cet "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
+# A header line is short; a longer block is prose whatever it starts with.
+_HEADER_MAX_WORDS = 12
+# A standfirst that repeats the headline carries at most this many words more than it.
+_STANDFIRST_EXTRA_WORDS = 20
+
+
+def drop_header(
+    blocks: list[str], *, title: str | None, names: tuple[str | None, ...] = ()
+) -> list[str]:
+    """`blocks` without the header lines a page prints above its article's body.
+
+    Pages put the headline (the title again), a standfirst repeating it, bylines ("By X",
+    "X | Publisher"), the publisher's name and a dateline above the first paragraph. They
+    are metadata, already read from the page's tags; left in the body they become its
+    first sentences and get quoted as answers. Only leading blocks are dropped, up to the
+    first that is none of these. `names` are the author and publisher.
+    """
+    title_words = words(title) if title else []
+    name_words = {w for name in names if name for w in words(name)}
+    for i, block in enumerate(blocks):
+        if not _is_header_line(block, title_words, name_words):
+            return blocks[i:]
+    return []
+
+
+def _is_header_line(block: str, title_words: list[str], name_words: set[str]) -> bool:
+    tokens = words(block)
+    if not tokens:
+        return True  # punctuation or a symbol between header lines
+    if title_words and _repeats_title(tokens, title_words):
+        return True
+    if len(tokens) > _HEADER_MAX_WORDS or _TERMINAL_PROSE.search(block):
+        return False
+    if all(t in name_words or t in _HEADER_WORDS for t in tokens):
+        return True  # the author's or the publisher's name, alone or as "X | Publisher"
+    if _BYLINE.match(block) or "|" in block:
+        return True
+    if parse_date(block):  # a dateline: a date, perhaps a weekday and a time
+        return all(t.isdigit() or t in _HEADER_WORDS or _is_month(t) for t in tokens)
+    return is_furniture(block)
+
+
+# A block ending like a sentence ("... said.") is prose; "By J. Smith" ends on an initial.
+_TERMINAL_PROSE = re.compile(r"\w{3,}[.!?][\"'”’»)\]]*$")
+
+
+def _repeats_title(tokens: list[str], title_words: list[str]) -> bool:
+    """The headline itself (case and punctuation aside, perhaps with the site's name), or
+    a standfirst that carries nearly all of it word for word."""
+    if tokens == title_words or same_words(tokens, title_words, 0.85):
+        return True
+    if len(tokens) < 3 or len(title_words) < 3:
+        return False
+    short, long = sorted((tokens, title_words), key=len)
+    ends = (long[: len(short)], long[-len(short) :])
+    if len(long) - len(short) <= 4 and short in ends:
+        return True  # "Headline | Site" against "Headline", either way round
+    if len(tokens) > len(title_words) + _STANDFIRST_EXTRA_WORDS or len(title_words) < 4:
+        return False
+    match = difflib.SequenceMatcher(None, tokens, title_words, autojunk=False)
+    longest = match.find_longest_match(0, len(tokens), 0, len(title_words)).size
+    return longest >= 0.8 * len(title_words)
+
+
+def _is_month(token: str) -> bool:
+    return len(token) >= 3 and any(m.startswith(token) for m in _MONTHS)
+
+
+_MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
 
 
 def element_text(element: Any) -> str:
@@ -490,9 +674,10 @@ def parse_feed(body: bytes) -> Any:
     return parsed
 
 
-def feed_title(body: bytes) -> str | None:
-    """A feed's own title, when it has one."""
-    return _clean(parse_feed(body).feed.get("title"))
+def feed_title(feed: bytes | Any) -> str | None:
+    """A feed's own title, when it has one; `feed` is its body or what parse_feed made of it."""
+    parsed = parse_feed(feed) if isinstance(feed, bytes) else feed
+    return _clean(parsed.feed.get("title"))
 
 
 def fetch_articles(
@@ -500,14 +685,20 @@ def fetch_articles(
     *,
     allow_private: bool,
     known: Callable[[str], bool] | None = None,
+    timeout: float = DOWNLOAD_SECONDS,
+    max_entry_pages: int = MAX_ENTRY_PAGES,
+    entry_seconds: float = ENTRY_SECONDS,
 ) -> Iterator[RawArticle | SkipSource]:
-    """The article at `url`, or every entry of the feed at `url` (judged by content).
+    """The article at `url`, or the entries of the feed at `url` (judged by content).
 
     `known(guid_or_link)` says which feed entries are stored already; they are not fetched
-    again. A URL or entry that fails is yielded as SkipSource and the rest go on.
+    again. A URL or entry that fails is yielded as SkipSource and the rest go on. Each
+    download takes at most `timeout` seconds; a feed's entries are read within
+    `max_entry_pages` and `entry_seconds` (see EntryBudget), and the entries left are
+    reported as one SkipSource for the feed, to be read by the next run.
     """
     try:
-        response = fetch(url, allow_private=allow_private)
+        response = fetch(url, allow_private=allow_private, timeout=timeout)
     except UrlError as exc:
         yield SkipSource(url, exc.reason)
         return
@@ -515,7 +706,12 @@ def fetch_articles(
         yield SkipSource(url, str(exc))
         return
     if is_feed(response.body):
-        yield from feed_articles(response, allow_private=allow_private, known=known)
+        budget = EntryBudget(pages=max_entry_pages, seconds=entry_seconds, timeout=timeout)
+        yield from feed_articles(response, allow_private=allow_private, known=known, budget=budget)
+        if budget.left:
+            yield SkipSource(
+                url, f"{budget.describe_left('run')}; ingest the feed again to read them"
+            )
         return
     try:
         article = html_to_article(response.body, url=response.url)
@@ -525,19 +721,51 @@ def fetch_articles(
     yield article.model_copy(update={"source": url})
 
 
+@dataclass
+class EntryBudget:
+    """How much of one feed a read may fetch: at most `pages` entry pages, each download
+    within `timeout`, and no entry started after `seconds` (wall clock from the first
+    entry, the caller's embedding included). After the read, `left` counts the entries not
+    read because the budget ran out: they are not stored, so the next read takes them up."""
+
+    pages: int = MAX_ENTRY_PAGES
+    seconds: float = ENTRY_SECONDS
+    timeout: float = DOWNLOAD_SECONDS
+    left: int = 0
+    fetched: int = 0
+
+    def describe_left(self, next_what: str) -> str:
+        """'N entries left for the next sync' and which limit left them."""
+        limit = (
+            f"{self.pages} entry pages"
+            if self.fetched >= self.pages
+            else f"{self.seconds:g} s of reading"
+        )
+        entries = "entry" if self.left == 1 else "entries"
+        return f"{self.left:,} {entries} left for the next {next_what} (at most {limit} a feed)"
+
+
 def feed_articles(
     response: Response,
     *,
     allow_private: bool,
     known: Callable[[str], bool] | None = None,
+    budget: EntryBudget | None = None,
+    parsed: Any = None,
 ) -> Iterator[RawArticle | SkipSource]:
-    """Every entry of a fetched feed not yet `known`, as an article or a SkipSource."""
-    try:
-        parsed = parse_feed(response.body)
-    except FetchError as exc:
-        yield SkipSource(response.url, str(exc))
-        return
+    """The entries of a fetched feed not yet `known`, as articles or SkipSources, within
+    `budget` (the default limits when None); `budget.left` then says how many were left.
+    `parsed` is the response's body as parse_feed read it, when the caller has it already
+    (a big feed takes seconds to parse)."""
+    budget = budget if budget is not None else EntryBudget()
+    if parsed is None:
+        try:
+            parsed = parse_feed(response.body)
+        except FetchError as exc:
+            yield SkipSource(response.url, str(exc))
+            return
     publisher = _clean(parsed.feed.get("title"))
+    stop = time.monotonic() + budget.seconds
     for entry in parsed.entries:
         link = _http_url(
             urljoin(response.url, entry.get("link") or "") if entry.get("link") else None
@@ -549,8 +777,31 @@ def feed_articles(
             continue
         if known is not None and any(known(ref) for ref in refs):
             continue
+        if time.monotonic() >= stop:
+            budget.left += 1
+            continue
         try:
-            yield _entry_article(entry, link, guid, publisher, allow_private=allow_private)
+            meta, text, full = _entry_parts(entry, publisher)
+            if full or not link:
+                if not text:
+                    raise FetchError("the entry has no text and no link to its page")
+                yield RawArticle(
+                    key=link or guid or "",
+                    text=text,
+                    url=link,
+                    source=link or guid,
+                    guid=guid,
+                    pre_cleaned=True,
+                    **meta,
+                )
+                continue
+            if budget.fetched >= budget.pages:
+                budget.left += 1
+                continue
+            budget.fetched += 1
+            yield _page_article(
+                link, guid, meta, allow_private=allow_private, timeout=budget.timeout
+            )
         except UrlError as exc:
             yield SkipSource(link or refs[0], exc.reason)
         except FetchError as exc:
@@ -560,40 +811,39 @@ def feed_articles(
             yield SkipSource(link or refs[0], f"could not read this entry ({exc})")
 
 
-def _entry_article(
-    entry: Any, link: str | None, guid: str | None, publisher: str | None, *, allow_private: bool
-) -> RawArticle:
+def _entry_parts(entry: Any, publisher: str | None) -> tuple[dict[str, str | None], str, bool]:
+    """A feed entry's metadata, its own text, and whether that text is the whole article
+    (else it is a teaser, and the page behind the entry's link is read instead)."""
     title = _clean(entry.get("title"))
     author = _clean(entry.get("author"))
-    published = _entry_date(entry)
-    summary = _fragment_text(entry.get("summary") or "")
+    names = (author, publisher)
+    summary = _fragment_text(entry.get("summary") or "", title=title, names=names)
     contents = [c.get("value") or "" for c in entry.get("content") or []]
-    content = max((_fragment_text(c) for c in contents), key=len, default="")
+    content = max(
+        (_fragment_text(c, title=title, names=names) for c in contents), key=len, default=""
+    )
     full = len(content) >= FULL_CONTENT_CHARS and len(content) >= len(summary)
-    if full or not link:
-        text = content or summary
-        if not text:
-            raise FetchError("the entry has no text and no link to its page")
-        return RawArticle(
-            key=link or guid or "",
-            text=text,
-            title=title,
-            url=link,
-            publisher=publisher,
-            published=published,
-            author=author,
-            source=link or guid,
-            guid=guid,
-            pre_cleaned=True,
-        )
-    response = fetch(link, allow_private=allow_private)
+    meta = {
+        "title": title,
+        "author": author,
+        "publisher": publisher,
+        "published": _entry_date(entry),
+    }
+    return meta, content or summary, full
+
+
+def _page_article(
+    link: str, guid: str | None, meta: dict[str, str | None], *, allow_private: bool, timeout: float
+) -> RawArticle:
+    """The page behind a feed entry, with the entry's metadata where the page has none."""
+    response = fetch(link, allow_private=allow_private, timeout=timeout)
     page = html_to_article(response.body, url=response.url)
     return page.model_copy(
         update={
-            "title": page.title or title,
-            "publisher": page.publisher or publisher,
-            "author": page.author or author,
-            "published": page.published or published,
+            "title": page.title or meta["title"],
+            "publisher": page.publisher or meta["publisher"],
+            "author": page.author or meta["author"],
+            "published": page.published or meta["published"],
             "source": link,
             "guid": guid,
         }
@@ -610,8 +860,11 @@ def _entry_date(entry: Any) -> str | None:
 _BLOCK_TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "dd", "dt"}
 
 
-def _fragment_text(html: str) -> str:
-    """Text of an HTML fragment from a feed, one block per paragraph."""
+def _fragment_text(
+    html: str, *, title: str | None = None, names: tuple[str | None, ...] = ()
+) -> str:
+    """Text of an HTML fragment from a feed, one block per paragraph, without the header
+    lines (headline, byline, dateline) above its first paragraph."""
     if not html.strip():
         return ""
     import lxml.html
@@ -629,5 +882,5 @@ def _fragment_text(html: str) -> str:
         and el.tag in _BLOCK_TAGS
         and not any(a.tag in _BLOCK_TAGS for a in el.iterancestors())
     ]
-    blocks = [b for b in blocks if b]
-    return "\n\n".join(blocks) if blocks else element_text(root)
+    blocks = [b for b in blocks if b] or [element_text(root)]
+    return "\n\n".join(drop_header(blocks, title=title, names=names))

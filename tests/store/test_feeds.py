@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def test_sync_ingests_new_entries_then_costs_nothing(
     add_feed(store, site.url("/rss.xml"), "news", allow_private=True)
     add_feed(store, site.url("/updates"), "notes", allow_private=True)
 
-    first = sync_feeds(store, ingestor, allow_private=True)
+    first = sync_feeds(store, ingestor)
     assert [r.status for r in first.results] == ["synced", "synced"]
     assert len(first.ingest.added) == 4 and not first.ingest.skipped
     assert keys(store, "news") == [site.url("/article"), site.url("/story2")]
@@ -85,7 +86,7 @@ def test_sync_ingests_new_entries_then_costs_nothing(
     assert rss.etag == '"rss-v1"' and rss.last_synced and rss.last_error is None
 
     pages_before = site.hits("/article") + site.hits("/story2")
-    second = sync_feeds(store, ingestor, allow_private=True)
+    second = sync_feeds(store, ingestor)
     by_url = {r.url: r for r in second.results}
     assert by_url[site.url("/rss.xml")].status == "not-modified"
     assert site.requests[-2][1].get("If-None-Match") == '"rss-v1"'
@@ -102,7 +103,7 @@ def test_failing_feed_is_recorded_and_the_others_sync(
     add_feed(store, site.url("/updates"), "notes", allow_private=True)
     site.state["rss_status"] = 503
     try:
-        report = sync_feeds(store, ingestor, allow_private=True)
+        report = sync_feeds(store, ingestor)
     finally:
         site.state["rss_status"] = 200
     [failed] = report.failed
@@ -113,7 +114,7 @@ def test_failing_feed_is_recorded_and_the_others_sync(
     assert rss.last_error == failed.error and rss.last_synced
 
     # once the feed is back, the next sync reads it and clears the error
-    report = sync_feeds(store, ingestor, allow_private=True, collection="news")
+    report = sync_feeds(store, ingestor, collection="news")
     assert not report.failed and len(report.ingest.added) == 2
     assert next(f for f in list_feeds(store) if f.collection == "news").last_error is None
 
@@ -122,23 +123,43 @@ def test_failing_entry_is_retried_on_the_next_sync(
     site: Site, store: Store, ingestor: Ingestor
 ) -> None:
     add_feed(store, site.url("/mixed-feed"), "news", allow_private=True)
-    report = sync_feeds(store, ingestor, allow_private=True)
+    report = sync_feeds(store, ingestor)
     assert len(report.ingest.added) == 1
     [(source, reason)] = report.ingest.skipped
     assert source == site.url("/missing") and "404" in reason
     [feed] = list_feeds(store)
     assert feed.etag is None  # not kept, so the next sync does not get a 304
-    again = sync_feeds(store, ingestor, allow_private=True)
+    again = sync_feeds(store, ingestor)
     assert again.results[0].status == "synced" and len(again.ingest.skipped) == 1
 
 
-def test_sync_refuses_private_feeds_without_allow_private(
-    site: Site, store: Store, ingestor: Ingestor
+def test_sync_refuses_a_private_feed_subscribed_without_allow_private(
+    site: Site, tmp_path: Path
 ) -> None:
-    add_feed(store, site.url("/rss.xml"), "news", allow_private=True)
-    report = sync_feeds(store, ingestor, allow_private=False)
-    [failed] = report.failed
-    assert "loopback" in str(failed.error) and keys(store) == []
+    # A feed subscribed before the permission was kept with it: it has none.
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE feeds (url TEXT NOT NULL, collection TEXT NOT NULL, title TEXT,"
+            " etag TEXT, last_modified TEXT, last_synced TEXT, last_error TEXT,"
+            " PRIMARY KEY (url, collection))"
+        )
+        db.execute(
+            "INSERT INTO feeds (url, collection) VALUES (?, 'news')", (site.url("/rss.xml"),)
+        )
+    store = Store(path, model="hashing-64", dim=64)
+    try:
+        report = sync_feeds(store, Ingestor(store, HashingEmbedder()))
+        [failed] = report.failed
+        assert "loopback" in str(failed.error) and "feeds add URL --allow-private" in str(
+            failed.error
+        )
+        assert keys(store) == []
+        add_feed(store, site.url("/rss.xml"), "news", allow_private=True)  # given again: kept
+        report = sync_feeds(store, Ingestor(store, HashingEmbedder()))
+        assert not report.failed and len(report.ingest.added) == 2
+    finally:
+        store.close()
 
 
 @pytest.mark.slow
@@ -165,7 +186,7 @@ def test_cli_ingest_and_feeds(
     [line] = capsys.readouterr().out.splitlines()
     assert json.loads(line)["title"] == "Brennel Field Notes"
 
-    assert main([*data, "feeds", "sync", "--allow-private"]) == 0
+    assert main([*data, "feeds", "sync"]) == 0  # the feed keeps its --allow-private
     out = capsys.readouterr().out
     assert "1 feed: 0 unchanged, 0 failed; 2 articles added" in out
 
