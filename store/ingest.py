@@ -17,7 +17,7 @@ from store.clean import clean_text
 from store.db import NewArticle, Store, text_hash
 from store.embedding import Embedder
 from store.errors import SkipSource
-from store.models import RawArticle
+from store.models import MAX_FIELD_CHARS, MAX_TITLE_CHARS, RawArticle, one_line
 from store.sentences import split_long
 from store.tokens import Encoded, fit_projection, quantize
 
@@ -107,6 +107,18 @@ class Ingestor:
                 if progress:
                     progress(1)
                 continue
+            except Exception as exc:  # one article's bug must not cost the batch
+                log.debug("preparing %s failed", item.source or item.key, exc_info=True)
+                report.skipped.append(
+                    (
+                        item.source or item.key,
+                        f"could not be prepared ({type(exc).__name__}: {str(exc)[:200]}); "
+                        "run qabot -v ingest for the details, and please report it",
+                    )
+                )
+                if progress:
+                    progress(1)
+                continue
             if prepared is None:
                 report.unchanged.append(item.title or item.key)
                 if progress:
@@ -124,7 +136,14 @@ class Ingestor:
         cleaned = clean_text(
             raw.text, title=raw.title, header=not raw.pre_cleaned, published=raw.published
         )
-        title = (cleaned.title or raw.title or "").strip() or _title_from_key(raw.key)
+        # What cleaning read off the text's first lines is held to the limits RawArticle
+        # sets for a loader's metadata (one line, 300 characters for a title).
+        title = (
+            one_line(cleaned.title, MAX_TITLE_CHARS)
+            or raw.title
+            or one_line(_title_from_key(raw.key), MAX_TITLE_CHARS)
+            or raw.key[:MAX_TITLE_CHARS]
+        )
         if not cleaned.sentences:
             raise SkipSource(raw.source or raw.key, "no article text left after cleaning")
         aid = article_id(collection, raw.key, title, cleaned.text)
@@ -142,9 +161,9 @@ class Ingestor:
             title=title,
             text=cleaned.text,
             url=raw.url,
-            publisher=raw.publisher or cleaned.publisher,
+            publisher=raw.publisher or one_line(cleaned.publisher, MAX_FIELD_CHARS),
             published=raw.published or cleaned.published,
-            author=raw.author or cleaned.author,
+            author=raw.author or one_line(cleaned.author, MAX_FIELD_CHARS),
             source=raw.source,
             guid=raw.guid,
             sentences=sentences,
