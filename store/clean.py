@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from store.sentences import split_sentences
+from store.sentences import split_long, split_sentences
 
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
@@ -61,6 +61,14 @@ _BYLINE = re.compile(r"^(?:by|written by|posted by|author:)\s+(?P<name>[^\d|]{2,
 _TERMINAL = re.compile(r"[.!?…][\"'”’»)\]]*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+# A "sentence" longer than this (a table or list pasted without full stops, a whole file on
+# one line) is cut at spaces into pieces this long: the model's window takes ~1,000
+# characters, so ingest cuts it anyway, and comparing word lists this long for duplicates
+# would cost time quadratic in their length.
+MAX_SENTENCE_CHARS = 2000
+# A word 3-gram seen in this many kept sentences ("one of the") no longer points to more:
+# too common to single out a copy, and the candidates it gave made an article quadratic.
+_MAX_POSTINGS = 64
 
 
 @dataclass
@@ -237,7 +245,9 @@ class _NearDuplicates:
         self.kept.append(tokens)
         self.exact.add(key)
         for gram in grams:
-            self.shingles.setdefault(gram, []).append(idx)
+            postings = self.shingles.setdefault(gram, [])
+            if len(postings) < _MAX_POSTINGS:
+                postings.append(idx)
         return False
 
 
@@ -266,8 +276,17 @@ def clean_text(
         if paragraph.startswith("#"):  # a Markdown heading is structure, not a sentence
             cleaned.dropped.append(paragraph)
             continue
+        found = [
+            piece
+            for s, e in split_sentences(paragraph)
+            for piece in (
+                [(s, e)]
+                if e - s <= MAX_SENTENCE_CHARS
+                else split_long(paragraph, s, e, MAX_SENTENCE_CHARS)
+            )
+        ]
         kept = []
-        for s, e in split_sentences(paragraph):
+        for s, e in found:
             sentence = paragraph[s:e]
             if dupes.seen(sentence):
                 cleaned.dropped.append(sentence)
@@ -275,17 +294,16 @@ def clean_text(
                 kept.append((s, e))
         if not kept:
             continue
-        if len(kept) == len(split_sentences(paragraph)):
+        if len(kept) == len(found):
             body, spans = paragraph, kept
         else:  # some sentences were repeats: rebuild the paragraph from the others
-            body, spans, pos = "", [], 0
+            pieces: list[str] = []
+            spans, pos = [], 0
             for s, e in kept:
-                if body:
-                    body += " "
-                    pos += 1
-                body += paragraph[s:e]
                 spans.append((pos, pos + e - s))
-                pos += e - s
+                pieces.append(paragraph[s:e])
+                pos += e - s + 1  # the space joining it to the next
+            body = " ".join(pieces)
         if parts:
             offset += 2  # the "\n\n" between paragraphs
         first = len(cleaned.sentences)

@@ -189,7 +189,10 @@ class Ingestor:
         count = self.embedder.count_tokens
         budget = self.embedder.max_tokens - (title_pieces + 1)  # the title and a separator
         flat = [span for first, last in paragraphs for span in spans[first:last]]
-        token_of = dict(zip(flat, count([text[s:e] for s, e in flat]), strict=True))
+        token_of: dict[tuple[int, int], int] = {}
+        for lo in range(0, len(flat), _CHUNK_TEXTS):  # the tokenizer's lists, a chunk at a time
+            part = flat[lo : lo + _CHUNK_TEXTS]
+            token_of.update(zip(part, count([text[s:e] for s, e in part]), strict=True))
         para_spans = [
             [
                 piece
@@ -259,41 +262,39 @@ class Ingestor:
         # A sentence is embedded again when it has a vector but no token vectors (stored
         # before they were kept): the pass that embeds it is what yields them.
         have_tokens = self.store.known_tokens(sentences)
-        # Sorting by length packs batches of similar lengths: less padding, faster.
-        todo_s = sorted(
-            ((h, t) for h, t in sentences.items() if h not in have_tokens), key=lambda x: len(x[1])
-        )
-        todo_p = sorted(
-            ((h, t) for h, t in passages.items() if h not in known and h not in sentences),
-            key=lambda x: len(x[1]),
-        )
-        vectors: dict[bytes, np.ndarray] = {}
-        tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        if todo_s:
-            encoded = self.embedder.encode_tokens([t for _, t in todo_s], self.batch_size)
-            hashes_s = [h for h, _ in todo_s]
-            tokens = self._token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
-            vectors.update(
-                (h, encoded.vectors[i]) for i, h in enumerate(hashes_s) if h not in known
-            )
-        if todo_p:
-            matrix = self.embedder.encode([t for _, t in todo_p], batch_size=self.batch_size)
-            vectors.update((h, matrix[i]) for i, (h, _) in enumerate(todo_p))
-        report.embedded += len(todo_s) + len(todo_p)
-        for prepared in pending:
-            article = prepared.article
-            hashes = {text_hash(t) for t in prepared.texts}
-            previous = self.store.article_state(article.collection, article.key)
-            self.store.put_article(
-                article,
-                {h: vectors[h] for h in hashes if h in vectors},
-                {h: tokens[h] for h in hashes if h in tokens},
-            )
-            (report.updated if previous else report.added).append(article.title)
-            report.sentences += len(article.sentences)
-            report.passages += len(article.passages)
-            if progress:
-                progress(1)
+        todo_s = [(h, t) for h, t in sentences.items() if h not in have_tokens]
+        todo_p = [(h, t) for h, t in passages.items() if h not in known and h not in sentences]
+        try:
+            # Embedded _CHUNK_TEXTS at a time, each chunk's vectors staged on disk before the
+            # next: the model's token vectors (~50 KB a sentence as floats) and the results are
+            # bounded by a chunk, not by the article (a 5 MB one held 6 GB). The model sorts
+            # each chunk by length itself, for batches with little padding.
+            for lo in range(0, len(todo_s), _CHUNK_TEXTS):
+                chunk = todo_s[lo : lo + _CHUNK_TEXTS]
+                encoded = self.embedder.encode_tokens([t for _, t in chunk], self.batch_size)
+                hashes_s = [h for h, _ in chunk]
+                tokens = self._token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
+                self.store.stage(
+                    {h: encoded.vectors[i] for i, h in enumerate(hashes_s) if h not in known},
+                    tokens,
+                )
+                del encoded, tokens
+            for lo in range(0, len(todo_p), _CHUNK_TEXTS):
+                chunk = todo_p[lo : lo + _CHUNK_TEXTS]
+                matrix = self.embedder.encode([t for _, t in chunk], batch_size=self.batch_size)
+                self.store.stage({h: matrix[i] for i, (h, _) in enumerate(chunk)})
+            report.embedded += len(todo_s) + len(todo_p)
+            for prepared in pending:
+                article = prepared.article
+                previous = self.store.article_state(article.collection, article.key)
+                self.store.put_article(article)  # its vectors are staged
+                (report.updated if previous else report.added).append(article.title)
+                report.sentences += len(article.sentences)
+                report.passages += len(article.passages)
+                if progress:
+                    progress(1)
+        finally:
+            self.store.clear_staged()
 
     def _token_rows(
         self, hashes: list[bytes], encoded: Encoded, title_pieces: list[int]
