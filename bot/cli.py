@@ -202,6 +202,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """
     from bot.app import App
     from store.loaders import find_files, load_file
+    from store.models import printable
 
     app = App(settings)
     collection = args.collection or settings.collection
@@ -245,7 +246,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     "added": report.added,
                     "updated": report.updated,
                     "unchanged": report.unchanged,
-                    "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
+                    # JSON escapes control characters itself; a name's bytes that are
+                    # not UTF-8 are shown as \xff, as they cannot be printed as they are.
+                    "skipped": [
+                        {
+                            "source": printable(s, controls=False),
+                            "reason": printable(r, controls=False),
+                        }
+                        for s, r in report.skipped
+                    ],
                     "sentences": report.sentences,
                     "passages": report.passages,
                     "embedded": report.embedded,
@@ -256,7 +265,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         for source, reason in report.skipped:
-            print(f"skipped {source}: {reason}", file=sys.stderr)
+            # A file name may hold a newline or an ANSI escape: shown escaped, it can
+            # neither forge a line of this summary nor drive the terminal.
+            print(f"skipped {printable(source)}: {printable(reason)}", file=sys.stderr)
         print(
             f"{len(report.added)} added, {len(report.updated)} updated, "
             f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped "

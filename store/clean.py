@@ -12,11 +12,12 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from store.sentences import split_sentences
+from store.sentences import split_long, split_sentences
 
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
@@ -61,6 +62,15 @@ _BYLINE = re.compile(r"^(?:by|written by|posted by|author:)\s+(?P<name>[^\d|]{2,
 _TERMINAL = re.compile(r"[.!?…][\"'”’»)\]]*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+# A "sentence" longer than this (a table or list pasted without full stops, a whole file on
+# one line) is cut at spaces into pieces this long: the model's window takes ~1,000
+# characters, so ingest cuts it anyway, and comparing word lists this long for duplicates
+# would cost time quadratic in their length.
+MAX_SENTENCE_CHARS = 2000
+# A word 3-gram seen in this many kept sentences ("one of the") no longer points to more:
+# too common to single out a copy, and the candidates it gave made an article quadratic.
+_MAX_POSTINGS = 64
+_SKETCH = 8  # 3-grams remembered of each kept sentence (see _NearDuplicates)
 
 
 @dataclass
@@ -207,38 +217,49 @@ class _NearDuplicates:
 
     Two sentences are the same when their word sequences match at 80% or more (difflib's
     ratio), which catches a copy with a word or two changed ("in the wake of a major defeat"
-    / "following a major setback"). Shared word 3-grams find the candidates, so an article
-    costs about linear time rather than every pair.
+    / "following a major setback"). Candidates are found by shared word 3-grams, so an
+    article costs linear time rather than every pair; and only a sample of each kept
+    sentence's 3-grams is remembered (the _SKETCH with the lowest hashes, a bottom-k
+    sketch), so memory grows by a few numbers a sentence, not by every 3-gram of the
+    article (a 50 MB article held over a GB of them). A copy with a word or two changed
+    shares most 3-grams with its original, so it holds one of the sampled ones.
     """
 
     def __init__(self, threshold: float = 0.8) -> None:
         self.threshold = threshold
-        self.kept: list[list[str]] = []
-        self.exact: set[tuple[str, ...]] = set()
-        self.shingles: dict[tuple[str, ...], list[int]] = {}
+        self.kept: list[str] = []  # the kept sentences; their words are found again when needed
+        self.exact: dict[int, int] = {}  # hash of a kept sentence's words -> its index
+        self.shingles: dict[int, list[int]] = {}  # hash of a sampled 3-gram -> sentences
 
     def seen(self, sentence: str) -> bool:
         tokens = words(sentence)
-        key = tuple(tokens)
-        if key in self.exact:
+        key = _digest(tokens)
+        same = self.exact.get(key)
+        if same is not None and words(self.kept[same]) == tokens:
             return True
-        grams = {key[i : i + 3] for i in range(max(1, len(key) - 2))}
+        grams = {_digest(tokens[i : i + 3]) for i in range(max(1, len(tokens) - 2))}
         if len(tokens) >= 6:
             counts: dict[int, int] = {}
             for gram in grams:
                 for idx in self.shingles.get(gram, ()):
                     counts[idx] = counts.get(idx, 0) + 1
-            for idx, shared in sorted(counts.items(), key=lambda kv: -kv[1])[:5]:
-                if shared < 0.3 * len(grams):
-                    break
-                if same_words(tokens, self.kept[idx], self.threshold):
+            for idx, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:5]:
+                if same_words(tokens, words(self.kept[idx]), self.threshold):
                     return True
         idx = len(self.kept)
-        self.kept.append(tokens)
-        self.exact.add(key)
-        for gram in grams:
-            self.shingles.setdefault(gram, []).append(idx)
+        self.kept.append(sentence)
+        self.exact.setdefault(key, idx)
+        for gram in sorted(grams)[:_SKETCH]:
+            postings = self.shingles.setdefault(gram, [])
+            if len(postings) < _MAX_POSTINGS:
+                postings.append(idx)
         return False
+
+
+def _digest(tokens: list[str]) -> int:
+    """A hash of words that is the same in every run (Python's own is salted per process),
+    so an article is cleaned, and identified, the same way each time it is ingested."""
+    return zlib.crc32("\x1f".join(tokens).encode("utf-8", "surrogatepass"))
 
 
 def clean_text(
@@ -266,8 +287,17 @@ def clean_text(
         if paragraph.startswith("#"):  # a Markdown heading is structure, not a sentence
             cleaned.dropped.append(paragraph)
             continue
+        found = [
+            piece
+            for s, e in split_sentences(paragraph)
+            for piece in (
+                [(s, e)]
+                if e - s <= MAX_SENTENCE_CHARS
+                else split_long(paragraph, s, e, MAX_SENTENCE_CHARS)
+            )
+        ]
         kept = []
-        for s, e in split_sentences(paragraph):
+        for s, e in found:
             sentence = paragraph[s:e]
             if dupes.seen(sentence):
                 cleaned.dropped.append(sentence)
@@ -275,17 +305,16 @@ def clean_text(
                 kept.append((s, e))
         if not kept:
             continue
-        if len(kept) == len(split_sentences(paragraph)):
+        if len(kept) == len(found):
             body, spans = paragraph, kept
         else:  # some sentences were repeats: rebuild the paragraph from the others
-            body, spans, pos = "", [], 0
+            pieces: list[str] = []
+            spans, pos = [], 0
             for s, e in kept:
-                if body:
-                    body += " "
-                    pos += 1
-                body += paragraph[s:e]
                 spans.append((pos, pos + e - s))
-                pos += e - s
+                pieces.append(paragraph[s:e])
+                pos += e - s + 1  # the space joining it to the next
+            body = " ".join(pieces)
         if parts:
             offset += 2  # the "\n\n" between paragraphs
         first = len(cleaned.sentences)

@@ -228,6 +228,7 @@ class Store(_Reads):
 
     def __init__(self, path: Path, *, model: str, dim: int) -> None:
         self.path = path
+        self._staged = False  # whether `stage` made its temporary tables
         path.parent.mkdir(parents=True, exist_ok=True)
         _private_files(path)
         try:
@@ -366,16 +367,54 @@ class Store(_Reads):
         assert current is not None
         return current
 
+    def stage(
+        self,
+        vectors: dict[bytes, np.ndarray],
+        tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        """Hold vectors (and sentences' token vectors) for articles not written yet, in this
+        connection's temporary tables: on disk, outside the store and its transactions,
+        gone with the connection. An ingest embeds a large article a batch at a time into
+        them, so its vectors never all sit in memory, and `put_article` takes what it needs
+        from them inside the article's one transaction."""
+        db = self._db
+        if not self._staged:
+            # On disk, never in memory (setting it later would drop the temporary tables).
+            db.execute("PRAGMA temp_store = FILE")
+            db.execute("CREATE TEMP TABLE staged_vectors (hash BLOB PRIMARY KEY, vec BLOB)")
+            db.execute(
+                "CREATE TEMP TABLE staged_tokens (hash BLOB PRIMARY KEY, ids BLOB, vecs BLOB)"
+            )
+            self._staged = True
+        db.executemany(
+            "INSERT OR REPLACE INTO temp.staged_vectors VALUES (?, ?)",
+            ((h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()),
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO temp.staged_tokens VALUES (?, ?, ?)",
+            (
+                (h, np.asarray(ids, np.int32).tobytes(), np.asarray(v, np.int8).tobytes())
+                for h, (ids, v) in (tokens or {}).items()
+            ),
+        )
+
+    def clear_staged(self) -> None:
+        """Forget what `stage` holds (once the articles it was for are written)."""
+        if self._staged:
+            self._db.execute("DELETE FROM temp.staged_vectors")
+            self._db.execute("DELETE FROM temp.staged_tokens")
+
     def put_article(
         self,
         article: NewArticle,
-        vectors: dict[bytes, np.ndarray],
+        vectors: dict[bytes, np.ndarray] | None = None,
         tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         """Write an article version, replacing any other version with the same key.
 
-        `vectors` must hold every embedded text's vector that the store lacks; `tokens`
-        the (word piece ids, int8 token vectors) of sentence texts that lack them.
+        Every embedded text's vector that the store lacks must be in `vectors` or staged
+        (`stage`); so must the (word piece ids, int8 token vectors) of sentence texts that
+        lack them, in `tokens` or staged.
         """
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._tx() as db:
@@ -404,25 +443,43 @@ class Store(_Reads):
             )
             db.executemany(
                 "INSERT OR IGNORE INTO vectors (hash, vec) VALUES (?, ?)",
-                [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+                [
+                    (h, np.asarray(v, dtype=np.float32).tobytes())
+                    for h, v in (vectors or {}).items()
+                ],
             )
             self._insert_tokens(db, tokens or {})
+            # Rows are handed over as they are made: a large article's are never all built.
             db.executemany(
                 "INSERT INTO passages (article_id, idx, first, last, text, vec_hash)"
                 " VALUES (?,?,?,?,?,?)",
-                [
+                (
                     (article.id, i, first, last, text, text_hash(emb))
                     for i, (first, last, text, emb) in enumerate(article.passages)
-                ],
+                ),
             )
             db.executemany(
                 "INSERT INTO sentences (article_id, idx, start, end, passage_idx, text, vec_hash)"
                 " VALUES (?,?,?,?,?,?,?)",
-                [
+                (
                     (article.id, i, s, e, p, article.text[s:e], text_hash(emb))
                     for i, (s, e, p, emb) in enumerate(article.sentences)
-                ],
+                ),
             )
+            if self._staged:
+                db.execute(
+                    "INSERT OR IGNORE INTO vectors (hash, vec) SELECT hash, vec"
+                    " FROM temp.staged_vectors WHERE hash IN"
+                    " (SELECT vec_hash FROM sentences WHERE article_id = ?1"
+                    " UNION SELECT vec_hash FROM passages WHERE article_id = ?1)",
+                    (article.id,),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO token_vectors (hash, ids, vecs) SELECT hash, ids, vecs"
+                    " FROM temp.staged_tokens WHERE hash IN"
+                    " (SELECT vec_hash FROM sentences WHERE article_id = ?)",
+                    (article.id,),
+                )
             self._drop_orphan_vectors(db)
 
     @staticmethod

@@ -17,7 +17,7 @@ from store.clean import clean_text
 from store.db import NewArticle, Store, text_hash
 from store.embedding import Embedder
 from store.errors import SkipSource
-from store.models import RawArticle
+from store.models import MAX_FIELD_CHARS, MAX_TITLE_CHARS, RawArticle, one_line
 from store.sentences import split_long
 from store.tokens import Encoded, fit_projection, quantize
 
@@ -107,6 +107,18 @@ class Ingestor:
                 if progress:
                     progress(1)
                 continue
+            except Exception as exc:  # one article's bug must not cost the batch
+                log.debug("preparing %s failed", item.source or item.key, exc_info=True)
+                report.skipped.append(
+                    (
+                        item.source or item.key,
+                        f"could not be prepared ({type(exc).__name__}: {str(exc)[:200]}); "
+                        "run qabot -v ingest for the details, and please report it",
+                    )
+                )
+                if progress:
+                    progress(1)
+                continue
             if prepared is None:
                 report.unchanged.append(item.title or item.key)
                 if progress:
@@ -124,7 +136,14 @@ class Ingestor:
         cleaned = clean_text(
             raw.text, title=raw.title, header=not raw.pre_cleaned, published=raw.published
         )
-        title = (cleaned.title or raw.title or "").strip() or _title_from_key(raw.key)
+        # What cleaning read off the text's first lines is held to the limits RawArticle
+        # sets for a loader's metadata (one line, 300 characters for a title).
+        title = (
+            one_line(cleaned.title, MAX_TITLE_CHARS)
+            or raw.title
+            or one_line(_title_from_key(raw.key), MAX_TITLE_CHARS)
+            or raw.key[:MAX_TITLE_CHARS]
+        )
         if not cleaned.sentences:
             raise SkipSource(raw.source or raw.key, "no article text left after cleaning")
         aid = article_id(collection, raw.key, title, cleaned.text)
@@ -142,9 +161,9 @@ class Ingestor:
             title=title,
             text=cleaned.text,
             url=raw.url,
-            publisher=raw.publisher or cleaned.publisher,
+            publisher=raw.publisher or one_line(cleaned.publisher, MAX_FIELD_CHARS),
             published=raw.published or cleaned.published,
-            author=raw.author or cleaned.author,
+            author=raw.author or one_line(cleaned.author, MAX_FIELD_CHARS),
             source=raw.source,
             guid=raw.guid,
             sentences=sentences,
@@ -170,7 +189,10 @@ class Ingestor:
         count = self.embedder.count_tokens
         budget = self.embedder.max_tokens - (title_pieces + 1)  # the title and a separator
         flat = [span for first, last in paragraphs for span in spans[first:last]]
-        token_of = dict(zip(flat, count([text[s:e] for s, e in flat]), strict=True))
+        token_of: dict[tuple[int, int], int] = {}
+        for lo in range(0, len(flat), _CHUNK_TEXTS):  # the tokenizer's lists, a chunk at a time
+            part = flat[lo : lo + _CHUNK_TEXTS]
+            token_of.update(zip(part, count([text[s:e] for s, e in part]), strict=True))
         para_spans = [
             [
                 piece
@@ -240,41 +262,39 @@ class Ingestor:
         # A sentence is embedded again when it has a vector but no token vectors (stored
         # before they were kept): the pass that embeds it is what yields them.
         have_tokens = self.store.known_tokens(sentences)
-        # Sorting by length packs batches of similar lengths: less padding, faster.
-        todo_s = sorted(
-            ((h, t) for h, t in sentences.items() if h not in have_tokens), key=lambda x: len(x[1])
-        )
-        todo_p = sorted(
-            ((h, t) for h, t in passages.items() if h not in known and h not in sentences),
-            key=lambda x: len(x[1]),
-        )
-        vectors: dict[bytes, np.ndarray] = {}
-        tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        if todo_s:
-            encoded = self.embedder.encode_tokens([t for _, t in todo_s], self.batch_size)
-            hashes_s = [h for h, _ in todo_s]
-            tokens = self._token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
-            vectors.update(
-                (h, encoded.vectors[i]) for i, h in enumerate(hashes_s) if h not in known
-            )
-        if todo_p:
-            matrix = self.embedder.encode([t for _, t in todo_p], batch_size=self.batch_size)
-            vectors.update((h, matrix[i]) for i, (h, _) in enumerate(todo_p))
-        report.embedded += len(todo_s) + len(todo_p)
-        for prepared in pending:
-            article = prepared.article
-            hashes = {text_hash(t) for t in prepared.texts}
-            previous = self.store.article_state(article.collection, article.key)
-            self.store.put_article(
-                article,
-                {h: vectors[h] for h in hashes if h in vectors},
-                {h: tokens[h] for h in hashes if h in tokens},
-            )
-            (report.updated if previous else report.added).append(article.title)
-            report.sentences += len(article.sentences)
-            report.passages += len(article.passages)
-            if progress:
-                progress(1)
+        todo_s = [(h, t) for h, t in sentences.items() if h not in have_tokens]
+        todo_p = [(h, t) for h, t in passages.items() if h not in known and h not in sentences]
+        try:
+            # Embedded _CHUNK_TEXTS at a time, each chunk's vectors staged on disk before the
+            # next: the model's token vectors (~50 KB a sentence as floats) and the results are
+            # bounded by a chunk, not by the article (a 5 MB one held 6 GB). The model sorts
+            # each chunk by length itself, for batches with little padding.
+            for lo in range(0, len(todo_s), _CHUNK_TEXTS):
+                chunk = todo_s[lo : lo + _CHUNK_TEXTS]
+                encoded = self.embedder.encode_tokens([t for _, t in chunk], self.batch_size)
+                hashes_s = [h for h, _ in chunk]
+                tokens = self._token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
+                self.store.stage(
+                    {h: encoded.vectors[i] for i, h in enumerate(hashes_s) if h not in known},
+                    tokens,
+                )
+                del encoded, tokens
+            for lo in range(0, len(todo_p), _CHUNK_TEXTS):
+                chunk = todo_p[lo : lo + _CHUNK_TEXTS]
+                matrix = self.embedder.encode([t for _, t in chunk], batch_size=self.batch_size)
+                self.store.stage({h: matrix[i] for i, (h, _) in enumerate(chunk)})
+            report.embedded += len(todo_s) + len(todo_p)
+            for prepared in pending:
+                article = prepared.article
+                previous = self.store.article_state(article.collection, article.key)
+                self.store.put_article(article)  # its vectors are staged
+                (report.updated if previous else report.added).append(article.title)
+                report.sentences += len(article.sentences)
+                report.passages += len(article.passages)
+                if progress:
+                    progress(1)
+        finally:
+            self.store.clear_staged()
 
     def _token_rows(
         self, hashes: list[bytes], encoded: Encoded, title_pieces: list[int]

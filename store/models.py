@@ -2,13 +2,96 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+# Limits on what an article's metadata may hold (the README's table of limits).
+MAX_TITLE_CHARS = 300
+MAX_FIELD_CHARS = 200  # publisher, author
+MAX_URL_CHARS = 2048
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 and C1 controls and DEL, but tab, line feed and carriage return (line structure).
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What a one-line field may not hold: every control, and the bidirectional overrides and
+# isolates that make text display in another order than it is stored.
+_LINE_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SPACES = re.compile("[\\s\u2028\u2029]+")
+# Shown escaped when a name is printed: controls, bidi overrides, line and paragraph separators.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+def safe_text(value: str) -> str:
+    """Text that SQLite and a terminal can take: lone surrogates (from a JSON escape such as
+    "\\ud800", or a file name that is not UTF-8) become U+FFFD, and control characters but
+    tab and line ends are removed."""
+    return _TEXT_CONTROL.sub("", _SURROGATE.sub("\ufffd", value))
+
+
+def one_line(value: str | None, limit: int) -> str | None:
+    """A metadata field as one line of at most `limit` characters, cut at a word boundary;
+    None when nothing is left."""
+    if value is None:
+        return None
+    text = _SPACES.sub(" ", _LINE_CONTROL.sub("", safe_text(value))).strip()
+    if len(text) > limit:
+        cut = text.rfind(" ", 0, limit + 1)
+        text = (text[:cut] if cut > limit // 2 else text[:limit]).rstrip()
+    return text or None
+
+
+def valid_url(value: str | None) -> str | None:
+    """`value` if it is an absolute http(s) URL without spaces or control characters."""
+    if value is None:
+        return None
+    url = value.strip()
+    if (
+        not url
+        or len(url) > MAX_URL_CHARS
+        or _SURROGATE.search(url)
+        or any(c.isspace() or _UNPRINTABLE.match(c) for c in url)
+    ):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1" and the like
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def valid_date(value: str | None) -> str | None:
+    """`value` as YYYY-MM-DD when it is (or starts with) a date, else None: free text such
+    as a Markdown link is never kept as a publication date."""
+    from store.clean import parse_date
+
+    if value is None:
+        return None
+    text = one_line(value, 100)
+    return parse_date(text) if text else None
+
+
+def printable(name: str, *, controls: bool = True) -> str:
+    """`name` (a file name, a URL) safe to print on one line: bytes that are not UTF-8 and
+    lone surrogates shown as `\\xff`, and, with `controls`, newlines, escapes (ANSI colour
+    codes) and other control characters shown as `\\n`, `\\x1b`, so that a file name can
+    neither forge a line of the summary nor drive the terminal. JSON escapes controls itself:
+    pass controls=False there."""
+    try:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name
+        shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    if controls:
+        shown = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], shown)
+    return shown
 
 
 class RawArticle(_Frozen):
@@ -24,13 +107,52 @@ class RawArticle(_Frozen):
     title: str | None = None
     url: str | None = None
     publisher: str | None = None
-    published: str | None = None  # ISO date (YYYY-MM-DD) when known, else as written
+    published: str | None = None  # ISO date (YYYY-MM-DD); anything else is dropped
     author: str | None = None
-    source: str | None = None  # the file or URL it was read from, for display
+    source: str | None = None  # the file or URL it was read from, for display (printable)
     guid: str | None = None  # a feed entry's id, when it came from a feed
     # True when `text` is already clean body text (HTML extraction, JSON); False for text
     # pasted from a page, whose first lines may hold the title, publisher, caption.
     pre_cleaned: bool = False
+
+    # Validated here, where every source (files, JSON, web pages, feeds) enters: an invalid
+    # field is dropped rather than the article refused.
+    @field_validator("text", "key", "guid")
+    @classmethod
+    def _safe(cls, value: str | None) -> str | None:
+        return None if value is None else safe_text(value)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return one_line(value, MAX_TITLE_CHARS)
+
+    @field_validator("publisher", "author")
+    @classmethod
+    def _field(cls, value: str | None) -> str | None:
+        return one_line(value, MAX_FIELD_CHARS)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return valid_url(value)
+
+    @field_validator("published")
+    @classmethod
+    def _published(cls, value: str | None) -> str | None:
+        return valid_date(value)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        return None if value is None else printable(value)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with `update` applied, validated like a new article (pydantic's own
+        model_copy skips validation, and loaders build their article with it)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        return self.model_validate({**self.model_dump(), **update})
 
 
 class Article(_Frozen):

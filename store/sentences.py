@@ -24,6 +24,7 @@ _FINAL_OK = frozenset("inc corp ltd co plc llc etc".split())
 _CANDIDATE = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s+)")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _NEXT_START = re.compile(r"\s+([\"'“‘«(\[]*)(\S)")
+_WORD_WINDOW = 100  # characters before a full stop searched for the word it ends
 
 
 def _is_boundary(text: str, punct_start: int, punct_end: int) -> bool:
@@ -38,7 +39,9 @@ def _is_boundary(text: str, punct_start: int, punct_end: int) -> bool:
         return True  # "!" and "?" end sentences; an exclamation inside a quote is rare
     if punct_end - punct_start > 1 and text[punct_start:punct_end].startswith("..."):
         return first.isupper()
-    word = _WORD_BEFORE.search(text, 0, punct_start)
+    # Only the last few characters can hold the word: searching from 0 made a long
+    # paragraph quadratic (a 5 MB single-line file took minutes here alone).
+    word = _WORD_BEFORE.search(text, max(0, punct_start - _WORD_WINDOW), punct_start)
     if word is None:
         return True  # "1990." or "(see above)." end sentences
     token = word.group(1)

@@ -118,3 +118,23 @@ def test_sentences_that_differ_in_numbers_are_different_facts() -> None:
         "Bus route 15 returns to the bridge on Sept. 22 after the long detour."
     )
     assert len(clean_text(text, title="Buses").sentences) == 2
+
+
+def test_a_run_on_line_is_cut_into_bounded_sentences_and_loses_nothing() -> None:
+    run_on = " ".join(f"w{i}" for i in range(40_000))  # one 250 KB "sentence"
+    cleaned = clean_text(run_on, header=False)
+    assert max(e - s for s, e in cleaned.sentences) <= 2000
+    assert " ".join(cleaned.text[s:e] for s, e in cleaned.sentences) == run_on
+
+
+def test_a_copy_is_found_among_thousands_of_sentences_sharing_common_phrases() -> None:
+    # Every sentence shares "one of the" and "in the city" with thousands of others; the
+    # repeated one is still told from them by its own words.
+    filler = " ".join(
+        f"It was one of the {n} quiet days in the city for resident number {n}."
+        for n in range(3000)
+    )
+    fact = "The ferry terminal in the city will close for repairs from the first of June."
+    edited = "The ferry terminal in the city will shut for repairs from the first of June."
+    cleaned = clean_text(f"{fact} {filler}\n\n{edited}", header=False)
+    assert fact in cleaned.text and edited not in cleaned.text

@@ -21,6 +21,7 @@ from store.index import build_indexes, open_indexes
 from store.ingest import Ingestor
 from store.loaders import find_files, load_file
 from store.models import RawArticle
+from store.tokens import Encoded
 
 BODY = (
     "The bridge reopened on Monday after a two-year repair of all its cables. "
@@ -360,3 +361,70 @@ def test_interrupt_during_embedding_leaves_store_as_before(store: Store) -> None
             [article("Some new article text that needs embedding now.", key="k2", title="New")]
         )
     assert counts(store) == before
+
+
+class RecordingEmbedder(HashingEmbedder):
+    """Records how many texts each call hands the model: a batch must bound them all."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int]] = []
+        self.fail_at = fail_at
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        self.calls.append(("encode", len(texts)))
+        return super().encode(texts, batch_size)
+
+    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+        self.calls.append(("encode_tokens", len(texts)))
+        if self.fail_at is not None and len(self.calls) >= self.fail_at:
+            raise KeyboardInterrupt
+        return super().encode_tokens(texts, batch_size)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        self.calls.append(("count_tokens", len(texts)))
+        return super().count_tokens(texts)
+
+
+# One 5,000-sentence article on a single line, as a 5 MB paste is, in miniature.
+LONG = " ".join(
+    f"Sentence {i} of the long report says item {i * 7} was counted." for i in range(5000)
+)
+
+
+def test_a_large_article_reaches_the_model_a_bounded_batch_at_a_time(store: Store) -> None:
+    emb = RecordingEmbedder()
+    report = Ingestor(store, emb).ingest([article(LONG, key="k-long", title="Long")])
+    assert report.added == ["Long"] and report.sentences == 5000
+    # The model (and the tokenizer) never hold more than a batch of the article at once.
+    assert max(n for _, n in emb.calls) <= 512
+    assert sum(n for kind, n in emb.calls if kind == "encode_tokens") == 5000
+    # And all of it is stored, each sentence with its vector and its token vectors.
+    one = store.execute
+    assert (
+        one(
+            "SELECT COUNT(*) FROM sentences s JOIN vectors v ON v.hash = s.vec_hash"
+            " JOIN token_vectors t ON t.hash = s.vec_hash"
+        ).fetchone()[0]
+        == 5000
+    )
+    assert (
+        one(
+            "SELECT COUNT(*) FROM passages p LEFT JOIN vectors v ON v.hash = p.vec_hash"
+            " WHERE v.hash IS NULL"
+        ).fetchone()[0]
+        == 0
+    )
+
+
+def test_interrupting_a_large_article_between_batches_leaves_nothing_of_it(store: Store) -> None:
+    Ingestor(store, HashingEmbedder()).ingest([article()])
+    before = counts(store)
+    with pytest.raises(KeyboardInterrupt):
+        Ingestor(store, RecordingEmbedder(fail_at=8)).ingest(
+            [article(LONG, key="k-long", title="Long")]
+        )
+    assert counts(store) == before  # the batches embedded before it are not in the store
+    # The next ingest stores it whole.
+    report = Ingestor(store, HashingEmbedder()).ingest([article(LONG, key="k-long", title="Long")])
+    assert report.added == ["Long"] and counts(store)[1] == 3 + 5000
