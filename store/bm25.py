@@ -239,7 +239,11 @@ class BM25:
 
     def query_terms(self, query: str) -> list[int]:
         """The query's known terms as column numbers (repeats kept: they weigh more)."""
-        return [self.vocab[t] for t in tokenize(query) if t in self.vocab]
+        return self.terms(tokenize(query))
+
+    def terms(self, words: list[str]) -> list[int]:
+        """These `tokenize`d words' column numbers, where the index knows them."""
+        return [self.vocab[t] for t in words if t in self.vocab]
 
     def scores(self, terms: list[int]) -> np.ndarray:
         """BM25 score of every document for these terms."""
@@ -286,7 +290,11 @@ class BM25:
         "How many moons does Jupiter have?" over articles that never name Jupiter is half
         unknown; a question the articles answer almost never has an unknown word.
         """
-        toks = set(tokenize(query))
+        return self.unknown_share_of(tokenize(query))
+
+    def unknown_share_of(self, words: list[str]) -> float:
+        """`unknown_share` of a query already `tokenize`d."""
+        toks = set(words)
         if not toks or self.idf.size == 0:
             return 0.0
         rarest = float(self.idf.max())
