@@ -159,9 +159,9 @@ def test_resident_server_gives_the_same_answer_as_asking_directly(tmp_path) -> N
     from bot.serve import ask_resident, make_server
     from retriever.retriever import Retriever
     from store.db import Store
-    from store.embedding import HashingEmbedder
     from store.ingest import Ingestor
     from store.models import RawArticle
+    from tests.doubles import HashingEmbedder
 
     embedder = HashingEmbedder()
     store = Store(tmp_path / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)

@@ -25,9 +25,9 @@ from bot.cli import main
 from bot.serve import ask_resident, make_server
 from retriever.retriever import Retriever
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.ingest import Ingestor
 from store.models import RawArticle
+from tests.doubles import HashingEmbedder
 
 QUESTION = "Who was the first to cross the harbor bridge on a bicycle?"
 OTHER_UID = 12345

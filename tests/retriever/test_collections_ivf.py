@@ -11,10 +11,10 @@ import pytest
 
 from retriever.retriever import Retriever
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.index import APPROXIMATE_ABOVE
 from store.ingest import Ingestor
 from store.models import RawArticle
+from tests.doubles import HashingEmbedder
 
 pytestmark = pytest.mark.slow
 

@@ -18,9 +18,9 @@ from retriever.scoring import Ranked, score_hybrid
 from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.ingest import Ingestor
 from store.models import RawArticle
+from tests.doubles import HashingEmbedder
 
 BRIDGE = (
     "The Harwick footbridge reopened on Monday after a two-year repair.\n\n"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.errors import FetchError, NotFoundError
 from store.feeds import add_feed, list_feeds, remove_feed, sync_feeds
 from store.ingest import Ingestor
+from tests.doubles import HashingEmbedder
 from tests.store.web_fixtures.site import Site, serve
 
 

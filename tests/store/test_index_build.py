@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.index import build_indexes, open_indexes
 from store.ingest import Ingestor
 from store.models import RawArticle
+from tests.doubles import HashingEmbedder
 
 
 def _article(i: int) -> RawArticle:
@@ -76,7 +76,7 @@ _SAVE_FOREVER = """
 import sys
 from pathlib import Path
 from store.db import Store
-from store.embedding import HashingEmbedder
+from tests.doubles import HashingEmbedder
 from store.index import build_indexes, save_indexes
 store = Store(Path(sys.argv[1]), model="hashing-64", dim=64)
 indexes = build_indexes(store)

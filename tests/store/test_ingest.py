@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
 from store.index import build_indexes, open_indexes
 from store.ingest import Ingestor
 from store.loaders import find_files, load_file
 from store.models import RawArticle
 from store.tokens import Encoded
+from tests.doubles import HashingEmbedder
 
 BODY = (
     "The bridge reopened on Monday after a two-year repair of all its cables. "
@@ -298,7 +298,7 @@ _KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
 from store.db import Store
-from store.embedding import HashingEmbedder
+from tests.doubles import HashingEmbedder
 from store.ingest import Ingestor
 from store.models import RawArticle
 
@@ -326,7 +326,14 @@ def test_killed_ingest_leaves_whole_articles_only(tmp_path: Path) -> None:
         [sys.executable, "-c", _KILL_SCRIPT, str(path)], env=env, stdout=subprocess.PIPE
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"started"
-    time.sleep(1.5)
+    # Killed once a few articles are in (a fixed sleep killed it before any on a busy machine),
+    # most likely in the middle of the next one.
+    watch = sqlite3.connect(path)
+    deadline = time.monotonic() + 120
+    while watch.execute("SELECT COUNT(*) FROM articles").fetchone()[0] < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, "the ingest stored nothing"
+        time.sleep(0.05)
+    watch.close()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     db = sqlite3.connect(path)

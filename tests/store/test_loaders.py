@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.errors import SkipSource
 from store.ingest import Ingestor
 from store.loaders import find_files, load_file
 from store.models import RawArticle, printable
+from tests.doubles import HashingEmbedder
 
 BODY = (
     "The bridge reopened on Monday after a two-year repair of all its cables. "

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.index import open_indexes
 from store.ingest import Ingestor
 from store.models import RawArticle
 from store.tokens import QuestionTokens, fit_projection, quantize
+from tests.doubles import HashingEmbedder
 
 BODY = (
     "The bridge reopened on Monday after a two-year repair of all its cables. "

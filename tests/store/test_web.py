@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.errors import FetchError, SkipSource
 from store.ingest import Ingestor
 from store.loaders import load_file
 from store.models import RawArticle
 from store.web import address_problem, fetch, fetch_articles, html_to_article, is_feed
+from tests.doubles import HashingEmbedder
 from tests.store.web_fixtures.site import CHANGING_V1, CHANGING_V2, HERE, Site, serve
 
 BOILERPLATE = [

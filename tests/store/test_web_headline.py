@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from store.db import Store
-from store.embedding import HashingEmbedder
 from store.errors import FetchError
 from store.ingest import Ingestor
 from store.models import RawArticle
 from store.web import fetch_articles, html_to_article
 from tests.conftest import SAMPLE_ARTICLE, need_shared
+from tests.doubles import HashingEmbedder
 from tests.store.local_server import Server, serve
 
 SIDI_BARRANI = "The landing of Russian elite units armed with attack drones was detected on Tuesday"
