@@ -648,14 +648,13 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
         for name, vectors in zip(_UNITS, indexes.sample_vectors, strict=True):
             np.save(tmp / f"sample.{name}.vectors.npy", vectors)
         np.save(tmp / "article_collection.npy", indexes.article_collection)
-        if indexes.article_sources is not None:
-            indexes.article_sources.save(tmp / "articles")
+        assert indexes.article_sources is not None and indexes.sample_rows is not None
+        indexes.article_sources.save(tmp / "articles")
         np.save(tmp / "sentence_passage.npy", indexes.sentence_passage)
-        if indexes.sample_rows is not None:
-            from scipy import sparse
+        from scipy import sparse
 
-            for name, rows in zip(("sentences", "passages"), indexes.sample_rows, strict=True):
-                sparse.save_npz(tmp / f"sample.{name}.npz", rows.weights, compressed=False)
+        for name, rows in zip(_UNITS, indexes.sample_rows, strict=True):
+            sparse.save_npz(tmp / f"sample.{name}.npz", rows.weights, compressed=False)
         manifest = {
             "version": INDEX_VERSION,
             "generation": indexes.generation,
@@ -757,19 +756,19 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
             sentence_passage=np.load(gen_dir / "sentence_passage.npy", mmap_mode="r"),
             mapped_from=gen_dir,
         )
-        sample_files = [gen_dir / f"sample.{name}.npz" for name in _UNITS]
-        # Indexes saved before 2026-12-02 have none: the retriever gathers them on first use.
-        if all(f.exists() for f in sample_files):
-            from scipy import sparse
+        # Every folder of this INDEX_VERSION holds these; one missing is a broken folder,
+        # rebuilt like any other (FileNotFoundError below).
+        from scipy import sparse
 
-            sent_rows, pass_rows = (Rows(sparse.load_npz(f).tocsc()) for f in sample_files)
-            indexes.sample_rows = (sent_rows, pass_rows)
-        if (gen_dir / "articles.text").exists():  # saved since 2026-12-02 (third session)
-            indexes.article_sources = TextTable.load(gen_dir / "articles", mapped=True)
-        vector_files = [gen_dir / f"sample.{name}.vectors.npy" for name in _UNITS]
-        if all(f.exists() for f in vector_files):  # saved since 2026-12-02 (third session)
-            sent_vecs, pass_vecs = (np.load(f) for f in vector_files)
-            indexes.sample_vectors = (sent_vecs, pass_vecs)
+        indexes.sample_rows = (
+            Rows(sparse.load_npz(gen_dir / "sample.sentences.npz").tocsc()),
+            Rows(sparse.load_npz(gen_dir / "sample.passages.npz").tocsc()),
+        )
+        indexes.article_sources = TextTable.load(gen_dir / "articles", mapped=True)
+        indexes.sample_vectors = (
+            np.load(gen_dir / "sample.sentences.vectors.npy"),
+            np.load(gen_dir / "sample.passages.vectors.npy"),
+        )
         return indexes
     except FileNotFoundError:
         return None

@@ -228,13 +228,15 @@ def test_saved_indexes_carry_the_z_score_sample_so_a_first_question_need_not_gat
     ):
         assert saved_vectors.shape[0] > 0
         np.testing.assert_array_equal(saved_vectors, fresh_vectors)
-    # Saved before the sample was: the files are missing and it is gathered on use instead.
+    # A folder of this format always holds them: one without is broken, and rebuilt.
     current = folder / (folder / "CURRENT").read_text()
     for name in ("sentences", "passages"):
         (current / f"sample.{name}.npz").unlink()
         (current / f"sample.{name}.vectors.npy").unlink()
-    old = open_indexes(store, folder)
-    assert old.sample_rows is None and old.sample_vectors is None
+    rebuilt = open_indexes(store, folder)
+    assert rebuilt.sample_rows is not None and rebuilt.sample_vectors is not None
+    current = folder / (folder / "CURRENT").read_text()
+    assert (current / "sample.sentences.npz").exists()
 
 
 def test_store_refuses_another_model(tmp_path: Path) -> None:
