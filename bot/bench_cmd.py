@@ -1,6 +1,6 @@
 """`qabot bench`: speed and scale, measured side by side in one run and printed as ratios.
 
-Wired into the main parser by `register(subparsers)`. Steps, each reported:
+Its `COMMANDS` join the `qabot` table (bot/cli.py). Steps, each reported:
 1. ingest the SQuAD dev articles and the sample articles into a fresh store with the real
    model, against a bare encode of the same texts (`ingest_ratio`);
 2. a 10k-passage store (real text, vectors near real ones; see store/scale.py): asks in a
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.commands import Command, arg, quiet_openmp
 from bot.errors import BotError
 from bot.settings import Settings
 
@@ -52,49 +53,6 @@ def size_label(n: int) -> str:
     if n % 1_000 == 0:
         return f"{n // 1_000}k"
     return str(n)
-
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `bench` command to the `qabot` subparsers."""
-    doc = (cmd_bench.__doc__ or "").strip()
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "bench", help=doc.splitlines()[0], description=doc
-    )
-    p.set_defaults(run=cmd_bench)
-    p.add_argument(
-        "--passages",
-        type=int,
-        default=1_000_000,
-        metavar="N",
-        help="passages in the scale store (default 1000000; 20000 for a quick run)",
-    )
-    p.add_argument(
-        "--reqa",
-        type=Path,
-        default=DEFAULT_REQA,
-        metavar="DIR",
-        help=f"ReQA SQuAD folder: the ingest corpus and the questions (default {DEFAULT_REQA})",
-    )
-    p.add_argument(
-        "--articles",
-        type=int,
-        default=None,
-        metavar="N",
-        help="ingest only the first N SQuAD articles (default all 48; fewer for a smoke run)",
-    )
-    p.add_argument(
-        "--questions", type=int, default=200, metavar="N", help="questions timed (default 200)"
-    )
-    p.add_argument(
-        "--work-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="build the benchmark stores here and keep them (default: a temporary folder, "
-        "removed afterwards; the 1M store takes ~25 GB)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -416,6 +374,55 @@ def render_table(figures: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+COMMANDS = [
+    Command(
+        "bench",
+        cmd_bench,
+        [
+            arg(
+                "--passages",
+                type=int,
+                default=1_000_000,
+                metavar="N",
+                help="passages in the scale store (default 1000000; 20000 for a quick run)",
+            ),
+            arg(
+                "--reqa",
+                type=Path,
+                default=DEFAULT_REQA,
+                metavar="DIR",
+                help="ReQA SQuAD folder: the ingest corpus and the questions "
+                f"(default {DEFAULT_REQA})",
+            ),
+            arg(
+                "--articles",
+                type=int,
+                default=None,
+                metavar="N",
+                help="ingest only the first N SQuAD articles (default all 48; fewer for a "
+                "smoke run)",
+            ),
+            arg(
+                "--questions",
+                type=int,
+                default=200,
+                metavar="N",
+                help="questions timed (default 200)",
+            ),
+            arg(
+                "--work-dir",
+                type=Path,
+                default=None,
+                metavar="DIR",
+                help="build the benchmark stores here and keep them (default: a temporary "
+                "folder, removed afterwards; the 1M store takes ~25 GB)",
+            ),
+            arg("--json", action="store_true", help="print one JSON object"),
+        ],
+    )
+]
+
+
 def _main(argv: list[str]) -> int:
     """The bench's fresh-process steps:
     `python -m bot.bench_cmd build-indexes DATA_DIR` (build and save a store's indexes),
@@ -434,9 +441,7 @@ def _main(argv: list[str]) -> int:
         print(json.dumps(build_indexes(Path(argv[1]))))
         return 0
     if argv[0] == "probe-asks":
-        from bot.cli import _quiet_openmp
-
-        _quiet_openmp()  # as `qabot` does, before torch loads
+        quiet_openmp()  # as `qabot` does, before torch loads
         questions = json.loads(Path(argv[2]).read_text(encoding="utf-8"))
         print(json.dumps(probe_asks(Path(argv[1]), questions)))
         return 0
