@@ -26,6 +26,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot.app import writer_for
 from bot.discord_format import (
     ABSTAIN_REPLY,
     MESSAGE_LIMIT,
@@ -166,9 +167,7 @@ class Service:
     def _writes(self) -> tuple[Store, Ingestor]:
         """The writer's own connection and ingestor, made on the writer thread."""
         if self._write_store is None or self._ingestor is None:
-            read = self.retriever.store
-            self._write_store = Store(read.path, model=read.model, dim=read.dim)
-            self._ingestor = Ingestor(self._write_store, self.retriever.embedder)
+            self._write_store, self._ingestor = writer_for(self.retriever)
         return self._write_store, self._ingestor
 
     async def ingest(self, items: Callable[[], Any], collection: str) -> IngestReport:

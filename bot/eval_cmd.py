@@ -43,12 +43,8 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     `qabot --data-dir DIR ask` works on it; it must hold nothing but the benchmark), or
     else <data dir>/eval/reqa-<hash of the files and the model>/.
     """
-    from bot.app import query_embedder
+    from bot.app import App
     from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
-    from retriever.retriever import Retriever, Weights
-    from store.db import Store
-    from store.embedding import SentenceTransformerEmbedder
-    from store.ingest import Ingestor
 
     folder: Path = args.folder
     if not folder.is_dir():
@@ -66,14 +62,13 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     quiet = args.json
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     say(f"loading model {settings.model} ...")
-    embedder = SentenceTransformerEmbedder(settings.model)
-    store = Store(data_dir / "qabot.sqlite3", model=settings.model, dim=embedder.dim)
+    app = App.for_data_dir(settings, data_dir)
+    log.info("model %s loaded (%d dimensions)", settings.model, app.embedder.dim)  # now
+    store = app.store
     try:
         _refuse_other_articles(store, data_dir, {a.raw().key for a in data.articles})
         bar = _progress(len(data.articles), "ingesting", "article")
-        report = Ingestor(store, embedder).ingest(
-            (a.raw() for a in data.articles), progress=bar.update
-        )
+        report = app.ingestor.ingest((a.raw() for a in data.articles), progress=bar.update)
         bar.close()
         if report.skipped:
             raise BotError(f"could not ingest {report.skipped[0][0]}: {report.skipped[0][1]}")
@@ -89,12 +84,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
             f"{mapping.dropped_sentences} repeated sentences dropped by cleaning)"
         )
         # Questions go through the same embedder as in `qabot ask` and the bot.
-        retriever = Retriever(
-            store,
-            query_embedder(settings.model, lambda: embedder),
-            data_dir / "index",
-            weights=Weights(abstain_below=settings.abstain),
-        )
+        retriever = app.retriever
         retriever.keep_resident()
         retriever.wait_resident()  # timed questions don't share the disk with the read
         modes = list(MODES) if args.compare else [args.mode]
@@ -111,7 +101,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
             )
             bar.close()
     finally:
-        store.close()
+        app.close()
     if args.json:
         print(json.dumps(results if args.compare else results[args.mode]))
     else:
