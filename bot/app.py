@@ -1,10 +1,15 @@
-"""Wiring: the real store, embedder and retriever built from the settings, once per process."""
+"""Wiring: the real store, embedder and retriever built from the settings, once per process.
+
+The only place that puts a store, an embedder and a retriever together: the commands, the
+benchmarks and the Discord bot ask `App` (or `writer_for`) for them instead of wiring.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 
 from bot.settings import Settings, make_private
 from retriever.retriever import Retriever, Weights
@@ -29,8 +34,18 @@ class App:
     `SentenceTransformer.encode` on this 2-core machine.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         self.settings = settings
+        if embedder is not None:  # one loaded already (a benchmark's), used for ingest too
+            self.__dict__["embedder"] = embedder
+
+    @classmethod
+    def for_data_dir(
+        cls, settings: Settings, data_dir: Path, *, embedder: Embedder | None = None
+    ) -> App:
+        """An App on the store in `data_dir` (the eval's or a benchmark's), with the rest
+        of `settings` (model, abstention) as they are."""
+        return cls(settings.model_copy(update={"data_dir": data_dir}), embedder=embedder)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -63,6 +78,15 @@ class App:
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+
+
+def writer_for(retriever: Retriever) -> tuple[Store, Ingestor]:
+    """A second connection to `retriever`'s store and an ingestor on it with the retriever's
+    embedder: for a thread that writes while another answers from the first connection
+    (SQLite's WAL mode lets the reader see the last committed state)."""
+    read = retriever.store
+    store = Store(read.path, model=read.model, dim=read.dim)
+    return store, Ingestor(store, retriever.embedder)
 
 
 def query_embedder(model: str, otherwise: Callable[[], Embedder]) -> Embedder:

@@ -1,6 +1,6 @@
 """`qabot bench`: speed and scale, measured side by side in one run and printed as ratios.
 
-Wired into the main parser by `register(subparsers)`. Steps, each reported:
+Its `COMMANDS` join the `qabot` table (bot/cli.py). Steps, each reported:
 1. ingest the SQuAD dev articles and the sample articles into a fresh store with the real
    model, against a bare encode of the same texts (`ingest_ratio`);
 2. a 10k-passage store (real text, vectors near real ones; see store/scale.py): asks in a
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.commands import Command, arg, quiet_openmp
 from bot.errors import BotError
 from bot.settings import Settings
 
@@ -52,49 +53,6 @@ def size_label(n: int) -> str:
     if n % 1_000 == 0:
         return f"{n // 1_000}k"
     return str(n)
-
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `bench` command to the `qabot` subparsers."""
-    doc = (cmd_bench.__doc__ or "").strip()
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "bench", help=doc.splitlines()[0], description=doc
-    )
-    p.set_defaults(run=cmd_bench)
-    p.add_argument(
-        "--passages",
-        type=int,
-        default=1_000_000,
-        metavar="N",
-        help="passages in the scale store (default 1000000; 20000 for a quick run)",
-    )
-    p.add_argument(
-        "--reqa",
-        type=Path,
-        default=DEFAULT_REQA,
-        metavar="DIR",
-        help=f"ReQA SQuAD folder: the ingest corpus and the questions (default {DEFAULT_REQA})",
-    )
-    p.add_argument(
-        "--articles",
-        type=int,
-        default=None,
-        metavar="N",
-        help="ingest only the first N SQuAD articles (default all 48; fewer for a smoke run)",
-    )
-    p.add_argument(
-        "--questions", type=int, default=200, metavar="N", help="questions timed (default 200)"
-    )
-    p.add_argument(
-        "--work-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="build the benchmark stores here and keep them (default: a temporary folder, "
-        "removed afterwards; the 1M store takes ~25 GB)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,9 +91,9 @@ def _step(message: str) -> None:
 def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
     import numpy as np
 
+    from bot.app import App
     from retriever.bench import measure_ingest
     from retriever.evaluate import load_reqa
-    from store.db import Store
     from store.embedding import SentenceTransformerEmbedder
     from store.index import set_threads
     from store.loaders import find_files, load_file
@@ -169,9 +127,9 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
         ingest_sentences_per_s=round(ing.sentences / ing.seconds, 1),
         ingest_articles_per_s=round(ing.articles / ing.seconds, 2),
     )
-    seed_store = Store(seed_dir / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
-    seed = read_seed(seed_store)
-    seed_store.close()
+    seed_app = App.for_data_dir(settings, seed_dir, embedder=embedder)
+    seed = read_seed(seed_app.store)
+    seed_app.close()
 
     rng = np.random.default_rng(0)
     picks = rng.choice(len(reqa.questions), size=min(args.questions, len(reqa.questions)))
@@ -184,13 +142,14 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         _step(f"writing a {n:,}-passage store")
-        store = Store(folder / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
+        app = App.for_data_dir(settings, folder, embedder=embedder)
+        store = app.store  # opened before the clock starts, as before
         t = time.perf_counter()
         counts = write_synthetic_store(store, seed, n, progress=_bar(n, args.json))
         out[f"generate_s_{label}"] = round(time.perf_counter() - t, 1)
         out[f"sentences_{label}"] = counts["sentences"]
         _step(f"building the indexes of {n:,} passages and {counts['sentences']:,} sentences")
-        store.close()
+        app.close()
         built = _build_indexes(folder)
         out[f"build_s_{label}"] = built["build_s"]
         out[f"dense_{label}"] = built["dense"]
@@ -416,6 +375,55 @@ def render_table(figures: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+COMMANDS = [
+    Command(
+        "bench",
+        cmd_bench,
+        [
+            arg(
+                "--passages",
+                type=int,
+                default=1_000_000,
+                metavar="N",
+                help="passages in the scale store (default 1000000; 20000 for a quick run)",
+            ),
+            arg(
+                "--reqa",
+                type=Path,
+                default=DEFAULT_REQA,
+                metavar="DIR",
+                help="ReQA SQuAD folder: the ingest corpus and the questions "
+                f"(default {DEFAULT_REQA})",
+            ),
+            arg(
+                "--articles",
+                type=int,
+                default=None,
+                metavar="N",
+                help="ingest only the first N SQuAD articles (default all 48; fewer for a "
+                "smoke run)",
+            ),
+            arg(
+                "--questions",
+                type=int,
+                default=200,
+                metavar="N",
+                help="questions timed (default 200)",
+            ),
+            arg(
+                "--work-dir",
+                type=Path,
+                default=None,
+                metavar="DIR",
+                help="build the benchmark stores here and keep them (default: a temporary "
+                "folder, removed afterwards; the 1M store takes ~25 GB)",
+            ),
+            arg("--json", action="store_true", help="print one JSON object"),
+        ],
+    )
+]
+
+
 def _main(argv: list[str]) -> int:
     """The bench's fresh-process steps:
     `python -m bot.bench_cmd build-indexes DATA_DIR` (build and save a store's indexes),
@@ -434,9 +442,7 @@ def _main(argv: list[str]) -> int:
         print(json.dumps(build_indexes(Path(argv[1]))))
         return 0
     if argv[0] == "probe-asks":
-        from bot.cli import _quiet_openmp
-
-        _quiet_openmp()  # as `qabot` does, before torch loads
+        quiet_openmp()  # as `qabot` does, before torch loads
         questions = json.loads(Path(argv[2]).read_text(encoding="utf-8"))
         print(json.dumps(probe_asks(Path(argv[1]), questions)))
         return 0

@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bot import commands
+from bot.commands import Command, arg, run
 from bot.errors import BotError
-from bot.settings import Settings, load_settings
-from retriever.errors import RetrieverError
-from store.errors import SkipSource, StoreError
+from bot.settings import Settings
+from store.errors import SkipSource
 from store.models import RawArticle
 
 log = logging.getLogger("qabot")
@@ -29,165 +29,24 @@ SAMPLE_QUESTION = "Where did the Russian elite units land?"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qabot` console script."""
-    _quiet_openmp()
-    # The store, its indexes and the socket are the user's only; a program that calls
-    # main() gets its own umask back when the command is done.
-    previous = os.umask(0o077)
-    try:
-        return _run(argv)
-    finally:
-        os.umask(previous)
-
-
-def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 2
-    try:
-        settings = load_settings(data_dir=args.data_dir)
-        logging.basicConfig(
-            level=logging.DEBUG
-            if args.verbose
-            else getattr(logging, settings.log_level.upper(), logging.WARNING),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        return int(args.run(args, settings) or 0)
-    except (BotError, StoreError, RetrieverError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("Interrupted; every article finished before that is stored.", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-
-
-def _quiet_openmp() -> None:
-    """Let the model's OpenMP threads sleep soon after an encode, unless the user says
-    otherwise (GOMP_SPINCOUNT in the environment wins).
-
-    libgomp's idle threads spin for a long while by default (300,000 rounds). On 2 cores
-    the one left spinning after a question's encode took the core from the search that
-    follows it: measured on a 10k-passage store, the search took 8.7-10.5 ms after an encode
-    against 5.5 ms with 10,000 rounds, and the encode itself was no slower. Read by libgomp
-    when torch and faiss load it, so it is set before anything imports them.
-    """
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-
-
-def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """`--data-dir` and `-v`, taken before the command or after it, at any depth.
-
-    Below the top level the defaults are SUPPRESS, so a subcommand that is not given the
-    option leaves the value parsed before the command (or the top level's default) alone.
-    """
-    default: Any = None if top else argparse.SUPPRESS
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=default,
-        metavar="DIR",
-        help="where the store lives (default: $QABOT_DATA_DIR or the per-user "
-        "data folder, ~/.local/share/qabot on Linux)",
-    )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        default=False if top else argparse.SUPPRESS,
-        help="log what happens",
-    )
-
-
-class CommandParser(argparse.ArgumentParser):
-    """A subcommand's parser: it takes the global options too, and so do its own
-    subcommands (argparse builds them with the parent's class)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _add_global_options(self, top=False)
+    return run(argv, all_commands())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qabot",
-        description="Answer questions with exact, cited sentences from your articles.",
-    )
-    _add_global_options(parser, top=True)
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=CommandParser)
+    return commands.build_parser(all_commands())
 
-    def command(
-        name: str,
-        func: Callable[[argparse.Namespace, Settings], int | None],
-    ) -> argparse.ArgumentParser:
-        doc = (func.__doc__ or "").strip()
-        p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
-        p.set_defaults(run=func)
-        return p
 
-    p = command("ingest", cmd_ingest)
-    p.add_argument(
-        "sources",
-        nargs="+",
-        metavar="SOURCE",
-        help="files or folders of .txt .md .html .json .jsonl, or http(s) URLs",
-    )
-    p.add_argument("--collection", help="collection to add to (default: $QABOT_COLLECTION)")
-    p.add_argument(
-        "--allow-private", action="store_true", help="allow URLs on private or loopback addresses"
-    )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+def all_commands() -> list[Command]:
+    """The table of every `qabot` command: this module's, then each command module's."""
+    from bot import bench_cmd, eval_cmd, feeds_cmd, serve
 
-    p = command("ask", cmd_ask)
-    p.add_argument("question", nargs="+", help="the question (quotes optional)")
-    p.add_argument("-k", type=int, default=None, help="how many sentences to quote (default 3)")
-    p.add_argument(
-        "--mode",
-        choices=["hybrid", "dense", "bm25"],
-        default="hybrid",
-        help="retrieval mode (default hybrid)",
-    )
-    p.add_argument(
-        "--collection", action="append", help="ask only this collection (repeatable; default: all)"
-    )
-    p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
-
-    p = command("list", cmd_list)
-    p.add_argument("--collection", help="only this collection")
-    p.add_argument("--json", action="store_true", help="print JSON lines")
-
-    p = command("stats", cmd_stats)
-    p.add_argument("--json", action="store_true", help="print JSON")
-
-    p = command("forget", cmd_forget)
-    p.add_argument("article", help="article id (8+ characters), URL, file URI or exact title")
-    p.add_argument("--collection", help="only in this collection")
-
-    command("discord", cmd_discord)
-
-    p = command("votes", cmd_votes)
-    p.add_argument(
-        "--export",
-        type=Path,
-        metavar="FILE.jsonl",
-        help="write the 👍 answers as cases for `qabot eval cases FILE.jsonl`",
-    )
-
-    from bot.eval_cmd import register as register_eval
-
-    register_eval(sub)
-    from bot.feeds_cmd import register as register_feeds
-
-    register_feeds(sub)
-    from bot.bench_cmd import register as register_bench
-
-    register_bench(sub)
-    from bot.serve import register as register_serve
-
-    register_serve(sub)
-    return parser
+    return [
+        *COMMANDS,
+        *eval_cmd.COMMANDS,
+        *feeds_cmd.COMMANDS,
+        *bench_cmd.COMMANDS,
+        *serve.COMMANDS,
+    ]
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -454,6 +313,79 @@ def _progress(total: int | None, desc: str, unit: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+COMMANDS = [
+    Command(
+        "ingest",
+        cmd_ingest,
+        [
+            arg(
+                "sources",
+                nargs="+",
+                metavar="SOURCE",
+                help="files or folders of .txt .md .html .json .jsonl, or http(s) URLs",
+            ),
+            arg("--collection", help="collection to add to (default: $QABOT_COLLECTION)"),
+            arg(
+                "--allow-private",
+                action="store_true",
+                help="allow URLs on private or loopback addresses",
+            ),
+            arg("--json", action="store_true", help="print the summary as JSON"),
+        ],
+    ),
+    Command(
+        "ask",
+        cmd_ask,
+        [
+            arg("question", nargs="+", help="the question (quotes optional)"),
+            arg("-k", type=int, default=None, help="how many sentences to quote (default 3)"),
+            arg(
+                "--mode",
+                choices=["hybrid", "dense", "bm25"],
+                default="hybrid",
+                help="retrieval mode (default hybrid)",
+            ),
+            arg(
+                "--collection",
+                action="append",
+                help="ask only this collection (repeatable; default: all)",
+            ),
+            arg("--json", action="store_true", help="print the answer as one JSON object"),
+        ],
+    ),
+    Command(
+        "list",
+        cmd_list,
+        [
+            arg("--collection", help="only this collection"),
+            arg("--json", action="store_true", help="print JSON lines"),
+        ],
+    ),
+    Command("stats", cmd_stats, [arg("--json", action="store_true", help="print JSON")]),
+    Command(
+        "forget",
+        cmd_forget,
+        [
+            arg("article", help="article id (8+ characters), URL, file URI or exact title"),
+            arg("--collection", help="only in this collection"),
+        ],
+    ),
+    Command("discord", cmd_discord),
+    Command(
+        "votes",
+        cmd_votes,
+        [
+            arg(
+                "--export",
+                type=Path,
+                metavar="FILE.jsonl",
+                help="write the 👍 answers as cases for `qabot eval cases FILE.jsonl`",
+            )
+        ],
+    ),
+]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ Build it with `create_bot(retriever, settings)`; `run_bot(settings, token)` is w
 worker thread (`Service.ask`), and every write (ingest, forget, votes, feed sync) runs on a
 second worker thread with its own SQLite connection, so a long ingest never holds up
 answers and heartbeats keep flowing.
+
+The slash commands are cogs, one feature each, loaded in `QABot.setup_hook`: `AskCog`
+(`/ask`) and `LibraryCog` (`/sources`, `/ingest`, `/forget`). They stay thin: check the
+input, call the bot's helper or `Service`, reply.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot.app import writer_for
 from bot.discord_format import (
     ABSTAIN_REPLY,
     MESSAGE_LIMIT,
@@ -166,9 +171,7 @@ class Service:
     def _writes(self) -> tuple[Store, Ingestor]:
         """The writer's own connection and ingestor, made on the writer thread."""
         if self._write_store is None or self._ingestor is None:
-            read = self.retriever.store
-            self._write_store = Store(read.path, model=read.model, dim=read.dim)
-            self._ingestor = Ingestor(self._write_store, self.retriever.embedder)
+            self._write_store, self._ingestor = writer_for(self.retriever)
         return self._write_store, self._ingestor
 
     async def ingest(self, items: Callable[[], Any], collection: str) -> IngestReport:
@@ -283,8 +286,8 @@ class QABot(commands.Bot):
     async def setup_hook(self) -> None:
         self.add_dynamic_items(VoteButton)
         self.tree.on_error = self.on_app_command_error
-        for command in _commands(self):
-            self.tree.add_command(command)
+        for cog in (AskCog(self), LibraryCog(self)):  # their slash commands join the tree
+            await self.add_cog(cog)
         if self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -457,23 +460,28 @@ def _thread_name(question: str) -> str:
     return name if len(name) <= 90 else name[:89].rsplit(" ", 1)[0] + "…"
 
 
-def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
-    """The slash commands, bound to this bot."""
+class AskCog(commands.Cog):
+    """`/ask`: a question answered in the channel, with vote buttons under a real answer.
+    (Mentions and threads are answered by `QABot.on_message`, which must replace the
+    prefix-command handling a listener here would run beside.)"""
+
+    def __init__(self, bot: QABot) -> None:
+        self.bot = bot
 
     @app_commands.command(name="ask", description="Ask the articles a question")
     @app_commands.describe(question="What you want to know")
     @app_commands.guild_only()
     async def ask(
-        interaction: discord.Interaction, question: app_commands.Range[str, 1, MAX_QUESTION]
+        self, interaction: discord.Interaction, question: app_commands.Range[str, 1, MAX_QUESTION]
     ) -> None:
-        retry = bot.cooldown.retry_after(interaction.user.id)
+        retry = self.bot.cooldown.retry_after(interaction.user.id)
         if retry:
             await interaction.response.send_message(
-                bot.cooldown_message(retry), ephemeral=True, allowed_mentions=NO_PINGS
+                self.bot.cooldown_message(retry), ephemeral=True, allowed_mentions=NO_PINGS
             )
             return
         await interaction.response.defer(thinking=True)
-        text, view = await bot.answer(question, interaction.guild_id)
+        text, view = await self.bot.answer(question, interaction.guild_id)
         if view is None:
             await interaction.followup.send(text, allowed_mentions=NO_PINGS, suppress_embeds=True)
         else:
@@ -481,14 +489,22 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
                 text, view=view, allowed_mentions=NO_PINGS, suppress_embeds=True
             )
 
+
+class LibraryCog(commands.Cog):
+    """The server's articles: `/sources` lists them; `/ingest` and `/forget` (Manage Server
+    only) add and remove them. Replies are ephemeral."""
+
+    def __init__(self, bot: QABot) -> None:
+        self.bot = bot
+
     @app_commands.command(name="sources", description="List the articles this server can ask about")
     @app_commands.describe(page="Page number (10 articles a page)")
     @app_commands.guild_only()
     async def sources(
-        interaction: discord.Interaction, page: app_commands.Range[int, 1] = 1
+        self, interaction: discord.Interaction, page: app_commands.Range[int, 1] = 1
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        articles = await bot.service.articles(bot.collection_for(interaction.guild_id))
+        articles = await self.bot.service.articles(self.bot.collection_for(interaction.guild_id))
         text, _pages = format_sources(articles, page=page)
         await interaction.followup.send(
             text, ephemeral=True, allowed_mentions=NO_PINGS, suppress_embeds=True
@@ -503,6 +519,7 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def ingest(
+        self,
         interaction: discord.Interaction,
         url: str | None = None,
         file: discord.Attachment | None = None,
@@ -513,13 +530,10 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        collection = bot.collection_for(interaction.guild_id)
-        items: list[RawArticle | SkipSource] = []
-        if file is not None:
-            items.extend(await _read_attachment(file))
-        if url:
-            items.extend(await asyncio.to_thread(_fetch_url, url))
-        report = await bot.service.ingest(lambda: items, collection)
+        items = await _gather(url, file)
+        report = await self.bot.service.ingest(
+            lambda: items, self.bot.collection_for(interaction.guild_id)
+        )
         await interaction.followup.send(
             format_ingest(report), ephemeral=True, allowed_mentions=NO_PINGS, suppress_embeds=True
         )
@@ -529,10 +543,11 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
     @app_commands.guild_only()
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def forget(interaction: discord.Interaction, article: str) -> None:
+    async def forget(self, interaction: discord.Interaction, article: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        collection = self.bot.collection_for(interaction.guild_id)
         try:
-            removed = await bot.service.forget(article, bot.collection_for(interaction.guild_id))
+            removed = await self.bot.service.forget(article, collection)
         except NotFoundError:
             await interaction.followup.send(
                 f"No article here matches “{plain(article, 100)}”; `/sources` lists their ids "
@@ -548,7 +563,17 @@ def _commands(bot: QABot) -> list[app_commands.Command[Any, Any, Any]]:
             suppress_embeds=True,
         )
 
-    return [ask, sources, ingest, forget]
+
+async def _gather(
+    url: str | None, file: discord.Attachment | None
+) -> list[RawArticle | SkipSource]:
+    """What `/ingest` was given: the attached file's articles, then the URL's."""
+    items: list[RawArticle | SkipSource] = []
+    if file is not None:
+        items.extend(await _read_attachment(file))
+    if url:
+        items.extend(await asyncio.to_thread(_fetch_url, url))
+    return items
 
 
 async def _read_attachment(file: discord.Attachment) -> list[RawArticle | SkipSource]:
@@ -634,4 +659,4 @@ def run_bot(settings: Settings, token: str) -> None:
         app.close()
 
 
-__all__ = ["ABSTAIN_REPLY", "QABot", "Service", "create_bot", "run_bot"]
+__all__ = ["ABSTAIN_REPLY", "AskCog", "LibraryCog", "QABot", "Service", "create_bot", "run_bot"]

@@ -1,6 +1,6 @@
 """`qabot eval`: the ReQA benchmark (`reqa`) and a user's own question cases (`cases`).
 
-Wired into the main parser by `register(subparsers)`; runnable alone as
+Its `COMMANDS` join the `qabot` table (bot/cli.py); runnable alone as
 `python -m bot.eval_cmd ...` with the same arguments as `qabot ...`.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.commands import Command, arg, run
 from bot.errors import BotError
 from bot.settings import Settings
 
@@ -21,67 +22,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REQA = Path("../shared/data/reqa-squad-dev")
 MODES = ("hybrid", "dense", "bm25")
-
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `eval` command (with `reqa` and `cases`) to the `qabot` subparsers."""
-    doc = (cmd_eval.__doc__ or "").strip()
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "eval", help=doc.splitlines()[0], description=doc
-    )
-    parser.set_defaults(run=cmd_eval)
-    sub = parser.add_subparsers(title="benchmarks", metavar="BENCHMARK")
-
-    doc = (cmd_reqa.__doc__ or "").strip()
-    p = sub.add_parser("reqa", help=doc.splitlines()[0], description=doc)
-    p.set_defaults(run=cmd_reqa)
-    p.add_argument(
-        "folder",
-        nargs="?",
-        type=Path,
-        default=DEFAULT_REQA,
-        metavar="DIR",
-        help=f"ReQA folder with sentences.jsonl and questions.jsonl (default {DEFAULT_REQA})",
-    )
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retriever (default hybrid)")
-    p.add_argument(
-        "--compare",
-        action="store_true",
-        help="run hybrid, dense and bm25 on the same index and print a table",
-    )
-    p.add_argument(
-        "--split",
-        choices=["even", "odd", "all"],
-        default="all",
-        help="ask the questions of the even- or odd-positioned articles only "
-        "(the index always holds every article; default all)",
-    )
-    p.add_argument(
-        "--latency-sample",
-        type=int,
-        default=300,
-        metavar="N",
-        help="single `ask` calls timed for p50/p95 (default 300)",
-    )
-    p.add_argument(
-        "--limit",
-        type=int,
-        default=None,
-        metavar="N",
-        help="ask only the first N questions of the split (quick checks)",
-    )
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-
-    doc = (cmd_cases.__doc__ or "").strip()
-    p = sub.add_parser("cases", help=doc.splitlines()[0], description=doc)
-    p.set_defaults(run=cmd_cases)
-    p.add_argument("file", type=Path, metavar="FILE.jsonl", help="the cases, one JSON per line")
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retriever (default hybrid)")
-    p.add_argument(
-        "--collection", action="append", help="ask only this collection (repeatable; default: all)"
-    )
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    return parser
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,12 +43,8 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     `qabot --data-dir DIR ask` works on it; it must hold nothing but the benchmark), or
     else <data dir>/eval/reqa-<hash of the files and the model>/.
     """
-    from bot.app import query_embedder
+    from bot.app import App
     from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
-    from retriever.retriever import Retriever, Weights
-    from store.db import Store
-    from store.embedding import SentenceTransformerEmbedder
-    from store.ingest import Ingestor
 
     folder: Path = args.folder
     if not folder.is_dir():
@@ -126,14 +62,13 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     quiet = args.json
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     say(f"loading model {settings.model} ...")
-    embedder = SentenceTransformerEmbedder(settings.model)
-    store = Store(data_dir / "qabot.sqlite3", model=settings.model, dim=embedder.dim)
+    app = App.for_data_dir(settings, data_dir)
+    log.info("model %s loaded (%d dimensions)", settings.model, app.embedder.dim)  # now
+    store = app.store
     try:
         _refuse_other_articles(store, data_dir, {a.raw().key for a in data.articles})
         bar = _progress(len(data.articles), "ingesting", "article")
-        report = Ingestor(store, embedder).ingest(
-            (a.raw() for a in data.articles), progress=bar.update
-        )
+        report = app.ingestor.ingest((a.raw() for a in data.articles), progress=bar.update)
         bar.close()
         if report.skipped:
             raise BotError(f"could not ingest {report.skipped[0][0]}: {report.skipped[0][1]}")
@@ -149,12 +84,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
             f"{mapping.dropped_sentences} repeated sentences dropped by cleaning)"
         )
         # Questions go through the same embedder as in `qabot ask` and the bot.
-        retriever = Retriever(
-            store,
-            query_embedder(settings.model, lambda: embedder),
-            data_dir / "index",
-            weights=Weights(abstain_below=settings.abstain),
-        )
+        retriever = app.retriever
         retriever.keep_resident()
         retriever.wait_resident()  # timed questions don't share the disk with the read
         modes = list(MODES) if args.compare else [args.mode]
@@ -171,7 +101,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
             )
             bar.close()
     finally:
-        store.close()
+        app.close()
     if args.json:
         print(json.dumps(results if args.compare else results[args.mode]))
     else:
@@ -273,15 +203,91 @@ def _progress(total: int, desc: str, unit: str) -> Any:
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
+COMMANDS = [
+    Command(
+        "eval",
+        cmd_eval,
+        subcommands=[
+            Command(
+                "reqa",
+                cmd_reqa,
+                [
+                    arg(
+                        "folder",
+                        nargs="?",
+                        type=Path,
+                        default=DEFAULT_REQA,
+                        metavar="DIR",
+                        help="ReQA folder with sentences.jsonl and questions.jsonl "
+                        f"(default {DEFAULT_REQA})",
+                    ),
+                    arg(
+                        "--mode", choices=MODES, default="hybrid", help="retriever (default hybrid)"
+                    ),
+                    arg(
+                        "--compare",
+                        action="store_true",
+                        help="run hybrid, dense and bm25 on the same index and print a table",
+                    ),
+                    arg(
+                        "--split",
+                        choices=["even", "odd", "all"],
+                        default="all",
+                        help="ask the questions of the even- or odd-positioned articles only "
+                        "(the index always holds every article; default all)",
+                    ),
+                    arg(
+                        "--latency-sample",
+                        type=int,
+                        default=300,
+                        metavar="N",
+                        help="single `ask` calls timed for p50/p95 (default 300)",
+                    ),
+                    arg(
+                        "--limit",
+                        type=int,
+                        default=None,
+                        metavar="N",
+                        help="ask only the first N questions of the split (quick checks)",
+                    ),
+                    arg("--json", action="store_true", help="print the results as JSON"),
+                ],
+            ),
+            Command(
+                "cases",
+                cmd_cases,
+                [
+                    arg(
+                        "file",
+                        type=Path,
+                        metavar="FILE.jsonl",
+                        help="the cases, one JSON per line",
+                    ),
+                    arg(
+                        "--mode", choices=MODES, default="hybrid", help="retriever (default hybrid)"
+                    ),
+                    arg(
+                        "--collection",
+                        action="append",
+                        help="ask only this collection (repeatable; default: all)",
+                    ),
+                    arg("--json", action="store_true", help="print the results as JSON"),
+                ],
+            ),
+        ],
+        title="benchmarks",
+        metavar="BENCHMARK",
+    )
+]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m bot.eval_cmd reqa ...` is `qabot eval reqa ...`."""
-    from bot.cli import main as qabot
-
     args = list(sys.argv[1:] if argv is None else argv)
     at = next((i for i, a in enumerate(args) if a in ("reqa", "cases")), None)
     if at is not None and "eval" not in args[:at]:
         args.insert(at, "eval")
-    return qabot(args)
+    return run(args, COMMANDS)
 
 
 if __name__ == "__main__":

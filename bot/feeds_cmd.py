@@ -1,6 +1,6 @@
 """`qabot feeds`: subscribe to RSS/Atom feeds, list and remove them, and sync them.
 
-Wired into the main parser by `register(subparsers)`. A thin layer over store.feeds: it
+Its `COMMANDS` join the `qabot` table (bot/cli.py). A thin layer over store.feeds: it
 parses arguments, calls the helper and prints the result; errors reach cli.main, which
 prints them as one line.
 """
@@ -8,54 +8,12 @@ prints them as one line.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from typing import Any
 
+from bot.commands import Command, arg
 from bot.settings import Settings
-
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `feeds` command (add, list, remove, sync) to the `qabot` subparsers."""
-    parser = _add(subparsers, "feeds", cmd_feeds)
-    sub = parser.add_subparsers(title="actions", metavar="ACTION")
-
-    p = _add(sub, "add", cmd_add)
-    p.add_argument("url", metavar="URL", help="the feed's address (RSS 2.0 or Atom)")
-    p.add_argument("--collection", help="collection its entries go to (default: $QABOT_COLLECTION)")
-    p.add_argument(
-        "--allow-private",
-        action="store_true",
-        help="allow this feed, and the entry pages it links to, on private or loopback "
-        "addresses (kept with the feed; other feeds stay refused)",
-    )
-
-    p = _add(sub, "list", cmd_list)
-    p.add_argument("--json", action="store_true", help="print one JSON object per feed")
-
-    p = _add(sub, "remove", cmd_remove)
-    p.add_argument("url", metavar="URL", help="the feed's address, as `qabot feeds list` shows it")
-    p.add_argument("--collection", help="only its subscription in this collection")
-
-    p = _add(sub, "sync", cmd_sync)
-    p.add_argument("--collection", help="only the feeds of this collection")
-    # Refused with a message: the permission belongs to one feed (`feeds add --allow-private`).
-    p.add_argument("--allow-private", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    return parser
-
-
-def _add(subparsers: Any, name: str, func: Any) -> argparse.ArgumentParser:
-    doc = inspect.cleandoc(func.__doc__ or "")
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        name,
-        help=doc.splitlines()[0],
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(run=func)
-    return parser
 
 
 def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,3 +166,65 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             print(f"failed {result.url}: {result.error}", file=sys.stderr)
         print(report.summary())
     return 1 if report.failed else 0
+
+
+COMMANDS = [
+    Command(
+        "feeds",
+        cmd_feeds,
+        subcommands=[
+            Command(
+                "add",
+                cmd_add,
+                [
+                    arg("url", metavar="URL", help="the feed's address (RSS 2.0 or Atom)"),
+                    arg(
+                        "--collection",
+                        help="collection its entries go to (default: $QABOT_COLLECTION)",
+                    ),
+                    arg(
+                        "--allow-private",
+                        action="store_true",
+                        help="allow this feed, and the entry pages it links to, on private or "
+                        "loopback addresses (kept with the feed; other feeds stay refused)",
+                    ),
+                ],
+                keep_layout=True,
+            ),
+            Command(
+                "list",
+                cmd_list,
+                [arg("--json", action="store_true", help="print one JSON object per feed")],
+                keep_layout=True,
+            ),
+            Command(
+                "remove",
+                cmd_remove,
+                [
+                    arg(
+                        "url",
+                        metavar="URL",
+                        help="the feed's address, as `qabot feeds list` shows it",
+                    ),
+                    arg("--collection", help="only its subscription in this collection"),
+                ],
+                keep_layout=True,
+            ),
+            Command(
+                "sync",
+                cmd_sync,
+                [
+                    arg("--collection", help="only the feeds of this collection"),
+                    # Refused with a message: the permission belongs to one feed
+                    # (`feeds add --allow-private`).
+                    arg("--allow-private", action="store_true", help=argparse.SUPPRESS),
+                    arg("--json", action="store_true", help="print the result as JSON"),
+                ],
+                keep_layout=True,
+            ),
+        ],
+        title="actions",
+        metavar="ACTION",
+        keep_layout=True,
+    )
+]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.commands import Command
 from bot.errors import BotError
 from bot.settings import Settings
 
@@ -56,16 +57,6 @@ _MODES = ("hybrid", "dense", "bm25")
 
 def socket_path(settings: Settings) -> Path:
     return settings.data_dir / SOCKET_NAME
-
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `serve` command to the `qabot` subparsers."""
-    doc = (cmd_serve.__doc__ or "").strip()
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "serve", help=doc.splitlines()[0], description=doc
-    )
-    p.set_defaults(run=cmd_serve)
-    return p
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -95,6 +86,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         path.unlink(missing_ok=True)
         app.close()
     return 0
+
+
+COMMANDS = [Command("serve", cmd_serve)]
 
 
 @dataclass
