@@ -62,9 +62,7 @@ class Scored:
         return Ranked.of(self.candidates.positions, self.score, self.confidence)
 
 
-def score_hybrid(
-    cands: Candidates, query: Query, pop: Population, weights: Weights
-) -> Scored:
+def score_hybrid(cands: Candidates, query: Query, pop: Population, weights: Weights) -> Scored:
     """The four signals mixed: z-scores for ranking, raw values for the confidence."""
     w = weights
     assert query.vector is not None
