@@ -3,7 +3,7 @@
 Its `COMMANDS` join the `qabot` table (bot/cli.py). Steps, each reported:
 1. ingest the SQuAD dev articles and the sample articles into a fresh store with the real
    model, against a bare encode of the same texts (`ingest_ratio`);
-2. a 10k-passage store (real text, vectors near real ones; see store/scale.py): asks in a
+2. a 10k-passage store (real text, vectors near real ones; see bot/scale.py): asks in a
    fresh process that loads the model and indexes as the bot does, each against a bare
    encode of the same question, and `qabot ask` in fresh processes;
 3. the scale store (`--passages`, default 1M): build, size on disk, a fresh process that
@@ -92,12 +92,12 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     import numpy as np
 
     from bot.app import App
+    from bot.scale import read_seed, write_synthetic_store
     from retriever.bench import measure_ingest
     from retriever.evaluate import load_reqa
     from store.embedding import SentenceTransformerEmbedder
     from store.index import set_threads
     from store.loaders import find_files, load_file
-    from store.scale import read_seed, write_synthetic_store
 
     set_threads()
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
@@ -448,7 +448,7 @@ def _main(argv: list[str]) -> int:
         return 0
     import numpy as np
 
-    from store.scale import probe_load
+    from bot.scale import probe_load
 
     print(json.dumps(probe_load(Path(argv[1]), np.load(argv[2]))))
     return 0

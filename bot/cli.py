@@ -286,7 +286,7 @@ def cmd_discord(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_votes(args: argparse.Namespace, settings: Settings) -> int:
     """Show the 👍 / 👎 votes given in Discord, or export them as evaluation cases."""
     from bot.app import App
-    from store.votes import export_cases, votes
+    from bot.votes import export_cases, votes
 
     if not settings.db_path.exists():
         print("No store yet, so no votes.")

@@ -185,7 +185,7 @@ class Service:
         return await self._on(self._writer, lambda: self._writes()[0].forget(ref, collection))
 
     async def record_answer(self, answer: Answer, guild_id: int | None) -> int:
-        from store.votes import record_answer
+        from bot.votes import record_answer
 
         return await self._on(
             self._writer,
@@ -199,7 +199,7 @@ class Service:
         )
 
     async def record_vote(self, answer_id: int, user_id: int, vote: int) -> None:
-        from store.votes import record_vote
+        from bot.votes import record_vote
 
         await self._on(
             self._writer, lambda: record_vote(self._writes()[0], answer_id, user_id, vote)

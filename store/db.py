@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS feeds (
     allow_private INTEGER NOT NULL DEFAULT 0,  -- 1: this feed may be on private addresses
     PRIMARY KEY (url, collection)
 );
--- Answers shown in Discord and the votes on them (store/votes.py).
+-- Answers shown in Discord and the votes on them (bot/votes.py).
 CREATE TABLE IF NOT EXISTS shown_answers (
     id INTEGER PRIMARY KEY,
     question TEXT NOT NULL,

@@ -47,8 +47,8 @@ async def test_ask_with_no_answer_says_so_and_quotes_nothing(world: World) -> No
 async def test_vote_buttons_store_the_vote_with_question_and_answer(
     world: World, data_dir: Path
 ) -> None:
+    from bot.votes import votes
     from store.db import Store
-    from store.votes import votes
 
     result = await world.member.slash(world.channel, "ask", question=BRIDGE_QUESTION)
     reply = reply_of(result)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.votes import export_cases, record_answer, record_vote, votes
 from retriever.evaluate import load_cases
 from store.db import Store
 from store.errors import NotFoundError
-from store.votes import export_cases, record_answer, record_vote, votes
 
 
 @pytest.fixture
