@@ -96,8 +96,8 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     from retriever.evaluate import load_reqa
     from store.embedding import SentenceTransformerEmbedder
     from store.index import set_threads
-    from store.loaders import find_files, load_file
     from store.scale import read_seed, write_synthetic_store
+    from store.sources.files import find_files, load_file
 
     set_threads()
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
