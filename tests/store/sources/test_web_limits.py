@@ -20,7 +20,7 @@ from store.sources.http import fetch
 from store.sources.read import fetch_articles
 from tests.doubles import HashingEmbedder
 from tests.store.local_server import Handler, Server, serve
-from tests.store.test_web import route_public_names
+from tests.store.sources.test_web import route_public_names
 
 ARTICLE = (
     "<html><head><title>Entry {n}</title></head><body><article><h1>Entry {n}</h1>"
