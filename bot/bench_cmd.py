@@ -97,7 +97,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     from retriever.evaluate import load_reqa
     from store.embedding import SentenceTransformerEmbedder
     from store.index import set_threads
-    from store.loaders import find_files, load_file
+    from store.sources.files import find_files, load_file
 
     set_threads()
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}

@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -60,28 +60,30 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     author). An edited article replaces its old version. Bad inputs are skipped with a reason.
     """
     from bot.app import App
-    from store.loaders import find_files, load_file
     from store.models import printable
+    from store.sources.files import find_files
+    from store.sources.read import is_url, read_source
 
     app = App(settings)
     collection = args.collection or settings.collection
     files: list[Path | SkipSource] = []
     urls: list[str] = []
+    # The files are found first, to size the progress bar; they are read before the URLs.
     for source in args.sources:
-        if source.startswith(("http://", "https://")):
+        if is_url(source):
             urls.append(source)
         else:
             files.extend(find_files(Path(source).expanduser()))
 
     def items() -> Iterator[RawArticle | SkipSource]:
-        for f in files:
-            if isinstance(f, SkipSource):
-                yield f
+        # Feed entries stored already are not fetched again (an edited page is, as a page).
+        for found in [*files, *urls]:
+            if isinstance(found, SkipSource):
+                yield found
             else:
-                yield from load_file(f)
-        for url in urls:
-            # Feed entries stored already are not fetched again (an edited page is, as a page).
-            yield from _from_url(url, allow_private=args.allow_private, known=app.store.is_known)
+                yield from read_source(
+                    found, allow_private=args.allow_private, known=app.store.is_known
+                )
 
     # One bar tick per article. A JSON Lines file or a feed holds an unknown number of them:
     # then, in a terminal, the bar counts articles and their rate instead of a share.
@@ -140,18 +142,6 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             )
     app.close()
     return 0 if (report.added or report.updated or report.unchanged or not report.skipped) else 1
-
-
-def _from_url(
-    url: str, *, allow_private: bool, known: Callable[[str], bool] | None = None
-) -> Iterator[RawArticle | SkipSource]:
-    """A page, or every entry of a feed not yet `known`, read from a URL."""
-    try:
-        from store.web import fetch_articles
-    except ImportError:
-        yield SkipSource(url, "this qabot cannot read URLs yet")
-        return
-    yield from fetch_articles(url, allow_private=allow_private, known=known)
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:

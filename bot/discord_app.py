@@ -578,7 +578,7 @@ async def _gather(
 
 async def _read_attachment(file: discord.Attachment) -> list[RawArticle | SkipSource]:
     """An attached file, read through the same loaders as `qabot ingest`."""
-    from store.loaders import load_file
+    from store.sources.files import load_file
 
     if file.size > MAX_ATTACHMENT_BYTES:
         return [SkipSource(file.filename, f"larger than {MAX_ATTACHMENT_BYTES // 1_000_000} MB")]
@@ -608,12 +608,10 @@ async def _read_attachment(file: discord.Attachment) -> list[RawArticle | SkipSo
 
 def _fetch_url(url: str) -> list[RawArticle | SkipSource]:
     """A page or feed from the web; private and local addresses are always refused here."""
+    from store.sources.read import read_source
+
     try:
-        from store.web import fetch_articles
-    except ImportError:
-        return [SkipSource(url, "this qabot cannot read URLs yet")]
-    try:
-        return list(fetch_articles(url, allow_private=False))
+        return list(read_source(url, allow_private=False))
     except StoreError as exc:
         return [SkipSource(url, str(exc))]
 

@@ -16,18 +16,16 @@ from typing import Literal
 from store.db import Store
 from store.errors import FetchError, NotFoundError, StoreError
 from store.ingest import Ingestor, IngestReport
-from store.web import (
-    DOWNLOAD_SECONDS,
+from store.sources.feeds import (
     ENTRY_SECONDS,
     MAX_ENTRY_PAGES,
     EntryBudget,
-    UrlError,
     feed_articles,
     feed_title,
-    fetch,
     is_feed,
     parse_feed,
 )
+from store.sources.http import DOWNLOAD_SECONDS, UrlError, fetch
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from bot.settings import Settings
 from retriever.retriever import Retriever
 from store.db import Store
 from store.ingest import Ingestor
-from store.loaders import find_files, load_file
 from store.models import RawArticle
+from store.sources.files import find_files, load_file
 from tests.conftest import PROJECT_SAMPLES
 
 GUILD_ID = 424242

@@ -246,7 +246,7 @@ ANSWER = "The repair was led by Dr. Samuel K. Achebe of Northline Engineering."
 @pytest.fixture(scope="module")
 def sample_store(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
     """A data folder holding the project's sample articles, stored with the real model."""
-    from store.loaders import find_files, load_file
+    from store.sources.files import find_files, load_file
     from tests.conftest import PROJECT_SAMPLES
 
     folder = tmp_path_factory.mktemp("asker")

@@ -12,7 +12,7 @@ from retriever.evaluate import load_reqa, map_store, run_reqa
 from retriever.retriever import Retriever
 from store.db import Store
 from store.ingest import Ingestor
-from store.loaders import load_file
+from store.sources.files import load_file
 from tests.conftest import SAMPLE_ARTICLE, need_shared
 from tests.retriever.test_evaluate import write_reqa
 

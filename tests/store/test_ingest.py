@@ -18,8 +18,8 @@ from store.db import Store
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
 from store.index import build_indexes, open_indexes
 from store.ingest import Ingestor
-from store.loaders import find_files, load_file
 from store.models import RawArticle
+from store.sources.files import find_files, load_file
 from store.tokens import Encoded
 from tests.doubles import HashingEmbedder
 

@@ -16,8 +16,8 @@ import pytest
 from store.db import Store
 from store.errors import SkipSource
 from store.ingest import Ingestor
-from store.loaders import find_files, load_file
 from store.models import RawArticle, printable
+from store.sources.files import find_files, load_file
 from tests.doubles import HashingEmbedder
 
 BODY = (

@@ -15,9 +15,13 @@ import pytest
 from store.db import Store
 from store.errors import FetchError, SkipSource
 from store.ingest import Ingestor
-from store.loaders import load_file
 from store.models import RawArticle
-from store.web import address_problem, fetch, fetch_articles, html_to_article, is_feed
+from store.sources.feeds import is_feed
+from store.sources.files import load_file
+from store.sources.guard import address_problem
+from store.sources.html import html_to_article
+from store.sources.http import fetch
+from store.sources.read import fetch_articles
 from tests.doubles import HashingEmbedder
 from tests.store.web_fixtures.site import CHANGING_V1, CHANGING_V2, HERE, Site, serve
 

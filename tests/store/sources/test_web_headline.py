@@ -18,7 +18,8 @@ from store.db import Store
 from store.errors import FetchError
 from store.ingest import Ingestor
 from store.models import RawArticle
-from store.web import fetch_articles, html_to_article
+from store.sources.html import html_to_article
+from store.sources.read import fetch_articles
 from tests.conftest import SAMPLE_ARTICLE, need_shared
 from tests.doubles import HashingEmbedder
 from tests.store.local_server import Server, serve

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from store.errors import SkipSource, StoreError
 from store.models import MAX_TITLE_CHARS, RawArticle, one_line, valid_url
+from store.sources.html import html_to_article
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +228,6 @@ def _load_file(path: Path) -> Iterator[RawArticle | SkipSource]:
 
 
 def _load_html(path: str, key: str, html: str) -> RawArticle | SkipSource:
-    from store.web import html_to_article
-
     try:
         article = html_to_article(html, url=None)
     except StoreError as exc:  # already a reason a user can act on

@@ -16,10 +16,11 @@ from store.db import Store
 from store.errors import FetchError
 from store.feeds import add_feed, list_feeds, sync_feeds
 from store.ingest import Ingestor
-from store.web import fetch, fetch_articles
+from store.sources.http import fetch
+from store.sources.read import fetch_articles
 from tests.doubles import HashingEmbedder
 from tests.store.local_server import Handler, Server, serve
-from tests.store.test_web import route_public_names
+from tests.store.sources.test_web import route_public_names
 
 ARTICLE = (
     "<html><head><title>Entry {n}</title></head><body><article><h1>Entry {n}</h1>"
