@@ -8,10 +8,10 @@ import numpy as np
 
 from retriever.errors import BadQuestionError
 from retriever.models import Mode
-from store.bm25 import tokenize
 from store.embedding import Embedder
-from store.index import Indexes
-from store.tokens import QuestionTokens
+from store.indexes.bm25 import tokenize
+from store.indexes.build import Indexes
+from store.indexes.tokens import QuestionTokens
 
 MAX_QUESTION_CHARS = 1000
 

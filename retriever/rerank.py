@@ -2,7 +2,7 @@
 
 A `Reranker` takes the scored candidates and adds to the scores and confidences of those it
 looks at, in place. Today's is late interaction (MaxSim, as in ColBERT) over the token
-vectors MiniLM produced while embedding each sentence, stored at ingest (store/tokens.py);
+vectors MiniLM produced while embedding each sentence, stored at ingest (store/indexes/tokens.py);
 a checker trained here plugs in beside it.
 """
 

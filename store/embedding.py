@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from store.tokens import Encoded
+from store.indexes.tokens import Encoded
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 

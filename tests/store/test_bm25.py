@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.bm25 import BM25, HEAD, tokenize
+from store.indexes.bm25 import BM25, HEAD, tokenize
 
 DOCS = [
     "Harbor Bridge\nThe bridge reopened on Monday after two years of repairs.",

@@ -1,4 +1,5 @@
-"""Token vectors: stored at ingest beside each sentence, used to rerank (store/tokens.py)."""
+"""Token vectors: stored at ingest beside each sentence, used to rerank
+(store/indexes/tokens.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 
 from store.db import Store
-from store.index import open_indexes
+from store.indexes.saved import open_indexes
+from store.indexes.tokens import QuestionTokens, fit_projection, quantize
 from store.ingest import Ingestor
 from store.models import RawArticle
-from store.tokens import QuestionTokens, fit_projection, quantize
 from tests.doubles import HashingEmbedder
 
 BODY = (

@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from store.bm25 import STOPWORDS
+from store.indexes.bm25 import STOPWORDS
 
 PROJECTED_DIM = 96
 # Token vector files up to this size are held in memory once the indexes are read in; a
