@@ -11,6 +11,7 @@ from retriever.models import Mode
 from store.embedding import Embedder
 from store.indexes.bm25 import tokenize
 from store.indexes.build import Indexes
+from store.indexes.seams import LexicalIndex
 from store.indexes.tokens import QuestionTokens
 
 MAX_QUESTION_CHARS = 1000
@@ -64,7 +65,8 @@ def encode_queries(
             table.question(enc.token_ids[i], enc.tokens[i], enc.pieces[i])
             for i in range(len(questions))
         ]
-    sents, passes = indexes.sentences.bm25, indexes.passages.bm25
+    sents: LexicalIndex = indexes.sentences.bm25
+    passes: LexicalIndex = indexes.passages.bm25
     out = []
     for text, vector, tokens in zip(questions, vectors, pieces, strict=True):
         words = tokenize(text)
@@ -78,7 +80,7 @@ def encode_queries(
                 passage_terms=p_terms,
                 sentence_bm25_max=max(sents.max_score(s_terms), 1e-6),
                 passage_bm25_max=max(passes.max_score(p_terms), 1e-6),
-                unknown_share=sents.unknown_share_of(words),
+                unknown_share=indexes.sentences.bm25.unknown_share_of(words),
             )
         )
     return out
