@@ -40,10 +40,10 @@ _NPROBES = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 # k-means points per list: FAISS's floor is 39 (it warns under it); more only costs time.
 _TRAIN_PER_LIST = 40
 # The recall check rescores this many of the index's results exactly; the retriever takes
-# its 100 best as candidates and scores each one (from the decoded codes, `UnitIndex.rows`).
+# its 100 best as candidates and scores each one (from the decoded codes, `rows`).
 RESCORE_DEPTH = 30
 # A collection filter of at most this many rows on an IVF index is searched exactly, over
-# its rows' decoded codes (`UnitIndex.nearest`); larger ones probe nprobe / share lists.
+# its rows' decoded codes (`nearest`); larger ones probe nprobe / share lists.
 # Measured on ReQA's 10,250 MiniLM sentence vectors plus blends (scale.py's), collections
 # of whole articles, 528 SQuAD questions, recall@10 against exact search of the collection:
 # at 30,750 vectors (512 lists, 24 probed) a plain filtered IVF search found 0.04 / 0.26 /
@@ -235,7 +235,7 @@ def build_dense(
 
 
 def _with_direct_map(index: faiss.Index) -> None:
-    """Let an IVF index decode a vector by its id (`UnitIndex.rows`): 8 bytes a vector."""
+    """Let an IVF index decode a vector by its id (`rows`): 8 bytes a vector."""
     import faiss
 
     no_map = faiss.DirectMap.NoMap  # type: ignore[attr-defined]
