@@ -96,7 +96,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     from retriever.bench import measure_ingest
     from retriever.evaluate import load_reqa
     from store.embedding import SentenceTransformerEmbedder
-    from store.index import set_threads
+    from store.indexes.vectors import set_threads
     from store.sources.files import find_files, load_file
 
     set_threads()
@@ -222,7 +222,7 @@ def build_indexes(data_dir: Path) -> dict[str, Any]:
     """Open (so build and save) the indexes of `data_dir`'s store; their build time and kind."""
     from bot.app import App
     from bot.settings import load_settings
-    from store.index import open_indexes
+    from store.indexes.saved import open_indexes
 
     app = App(load_settings(data_dir=data_dir))
     started = time.perf_counter()
@@ -273,7 +273,7 @@ def probe_asks(data_dir: Path, questions: list[str]) -> dict[str, Any]:
     from bot.app import App
     from bot.settings import load_settings
     from retriever.bench import measure_asks
-    from store.index import set_threads
+    from store.indexes.vectors import set_threads
 
     set_threads()
     app = App(load_settings(data_dir=data_dir))

@@ -238,7 +238,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     """Show what the store holds: articles, sentences, passages, model, size on disk."""
     from bot.app import App
-    from store.index import describe_indexes
+    from store.indexes.saved import describe_indexes
 
     app = App(settings)
     stats = app.store.stats()

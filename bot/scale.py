@@ -197,7 +197,8 @@ def probe_load(index_dir: Path, queries: np.ndarray) -> dict[str, float | int | 
     30, rescored with the exact vectors), against exact search over the same vectors, with
     the given query vectors (real questions, embedded).
     """
-    from store.index import exact_top, load_indexes, make_resident, recall_at_k, set_threads
+    from store.indexes.saved import load_indexes, make_resident
+    from store.indexes.vectors import exact_top, recall_at_k, set_threads
 
     set_threads()
     import faiss  # noqa: F401  (imported before the baseline, as a running bot has it)

@@ -24,10 +24,10 @@ from retriever.retriever import Retriever
 from store.db import Store
 from store.embedding import Embedder
 from store.errors import SkipSource
-from store.index import open_indexes
+from store.indexes.saved import open_indexes
+from store.indexes.tokens import Encoded
 from store.ingest import Ingestor
 from store.models import RawArticle
-from store.tokens import Encoded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,6 +14,7 @@ import numpy as np
 from retriever.models import Mode
 from retriever.query import Query
 from retriever.snapshot import Snapshot
+from store.indexes.seams import LexicalIndex, VectorIndex
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,18 @@ def gather(
 ) -> Candidates:
     """The candidates for this query and mode (no positions when nothing can match)."""
     idx = snapshot.indexes
-    sents, passes = idx.sentences, idx.passages
+    # Searched through their seams: the vectors, and the words (BM25).
+    sents: VectorIndex = idx.sentences
+    passes: VectorIndex = idx.passages
+    s_words: LexicalIndex = idx.sentences.bm25
+    p_words: LexicalIndex = idx.passages.bm25
     mask = idx.collection_mask(collections)
-    sent_ok = None if mask is None else mask[sents.article]
-    pass_ok = None if mask is None else mask[passes.article]
+    sent_ok = None if mask is None else mask[idx.sentences.article]
+    pass_ok = None if mask is None else mask[idx.passages.article]
     lexical, dense, by_passage = mode != "dense", mode != "bm25", mode == "hybrid"
 
-    s_bm = sents.bm25.matches(query.sentence_terms) if lexical else None
-    p_bm = passes.bm25.matches(query.passage_terms) if by_passage else None
+    s_bm = s_words.matches(query.sentence_terms) if lexical else None
+    p_bm = p_words.matches(query.passage_terms) if by_passage else None
     if sent_ok is not None and s_bm is not None:
         s_bm = s_bm.where(sent_ok)
     if pass_ok is not None and p_bm is not None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from store.bm25 import Rows
-from store.index import Indexes, sample_rows, sample_vectors, stats_sample
+from store.indexes.bm25 import Rows
+from store.indexes.build import Indexes, sample_rows, sample_vectors, stats_sample
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
 from store.db import Store
 from store.embedding import Embedder
-from store.index import Indexes
+from store.indexes.build import Indexes
 
 __all__ = ["Ranked", "Retriever", "Weights"]
 
@@ -63,7 +63,8 @@ class Retriever:
 
     def keep_resident(self) -> None:
         """For a process that stays up: read the indexes into memory in the background each
-        time they are loaded (see `store.index.make_resident`); questions go on meanwhile."""
+        time they are loaded (see `store.indexes.saved.make_resident`); questions go on
+        meanwhile."""
         self.snapshots.keep_resident()
 
     def wait_resident(self, timeout: float | None = None) -> bool:

@@ -26,7 +26,8 @@ from retriever.models import Source
 from retriever.population import Population
 from store.db import Store
 from store.embedding import Embedder
-from store.index import Indexes, make_resident, open_indexes
+from store.indexes.build import Indexes
+from store.indexes.saved import make_resident, open_indexes
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class Snapshots:
 
     def keep_resident(self) -> None:
         """Read each snapshot's indexes into memory in the background (see
-        `store.index.make_resident`); questions go on meanwhile."""
+        `store.indexes.saved.make_resident`); questions go on meanwhile."""
         snapshot = self.current()
         self._resident = True
         self._read_in(snapshot)

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_guid ON articles (guid);
 CREATE INDEX IF NOT EXISTS articles_url ON articles (url);
 CREATE TABLE IF NOT EXISTS vectors (hash BLOB PRIMARY KEY, vec BLOB NOT NULL);
--- A sentence's word pieces and their int8 token vectors (store/tokens.py), by the same hash.
+-- A sentence's word pieces and their int8 token vectors (store/indexes/tokens.py), by the
+-- same hash.
 -- Stores made before 2026-12-02 have none: their sentences rank without them.
 CREATE TABLE IF NOT EXISTS token_vectors (
     hash BLOB PRIMARY KEY, ids BLOB NOT NULL, vecs BLOB NOT NULL

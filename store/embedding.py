@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from store.tokens import Encoded
+from store.indexes.tokens import Encoded
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -33,7 +33,7 @@ class Embedder(Protocol):
 
     def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
         """`encode`, and each text's word pieces (special tokens left out) with their
-        vectors from the same forward pass (see `store.tokens`)."""
+        vectors from the same forward pass (see `store.indexes.tokens`)."""
         ...
 
     def piece_ids(self, texts: list[str]) -> list[np.ndarray]:

@@ -17,9 +17,9 @@ from store.clean import clean_text
 from store.db import NewArticle, Store, text_hash
 from store.embedding import Embedder
 from store.errors import SkipSource
+from store.indexes.tokens import Encoded, fit_projection, quantize
 from store.models import MAX_FIELD_CHARS, MAX_TITLE_CHARS, RawArticle, one_line
 from store.sentences import split_long
-from store.tokens import Encoded, fit_projection, quantize
 
 log = logging.getLogger(__name__)
 

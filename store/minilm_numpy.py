@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from store.embedding import DEFAULT_MODEL, bundled_model_path
-from store.tokens import Encoded
+from store.indexes.tokens import Encoded
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from store.tokens import Encoded
+from store.indexes.tokens import Encoded
 
 _WORD = re.compile(r"\w+")
 

@@ -15,10 +15,10 @@ import pytest
 
 from bot.bench_cmd import size_label
 from bot.cli import main
-from store.bm25 import BM25
-from store.index import (
+from store.indexes.bm25 import BM25
+from store.indexes.build import UnitIndex
+from store.indexes.vectors import (
     APPROXIMATE_ABOVE,
-    UnitIndex,
     build_dense,
     dense_kind,
     exact_top,

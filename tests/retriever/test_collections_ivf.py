@@ -11,7 +11,7 @@ import pytest
 
 from retriever.retriever import Retriever
 from store.db import Store
-from store.index import APPROXIMATE_ABOVE
+from store.indexes.vectors import APPROXIMATE_ABOVE
 from store.ingest import Ingestor
 from store.models import RawArticle
 from tests.doubles import HashingEmbedder

@@ -100,10 +100,11 @@ def test_a_restarted_bot_answers_from_the_saved_indexes_at_once_and_alike_once_r
 ) -> None:  # type: ignore[no-untyped-def]
     """Saved indexes are memory-mapped on load and read into memory behind the first
     questions; the answers are the same before, during and after."""
-    import store.index as index_module
+    import store.indexes.vectors as vectors_module
+    from store.indexes.saved import make_resident
 
     # The sample article's ~40 sentences behind IVF indexes, as a big store's are.
-    monkeypatch.setattr(index_module, "APPROXIMATE_ABOVE", 8)
+    monkeypatch.setattr(vectors_module, "APPROXIMATE_ABOVE", 8)
     store = _store(tmp_path, real_embedder)
     Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
     questions = ["Where did the Russian elite units land?", "Who wrote Pride and Prejudice?"]
@@ -118,7 +119,7 @@ def test_a_restarted_bot_answers_from_the_saved_indexes_at_once_and_alike_once_r
     assert _mapped(indexes.sentences.bm25.weights.indices)
     assert indexes.article_sources is not None  # citing reads no SQLite
     assert [restarted.ask(q).model_dump(exclude={"timings"}) for q in questions] == expected
-    assert index_module.make_resident(indexes) > 0 and indexes.mapped_from is None
+    assert make_resident(indexes) > 0 and indexes.mapped_from is None
     assert not _mapped(indexes.sentences.bm25.weights.indices)
     assert [restarted.ask(q).model_dump(exclude={"timings"}) for q in questions] == expected
 

@@ -1,4 +1,4 @@
-"""BM25: tokens, scores, the bound abstention divides by, and words the store never saw."""
+"""BM25: tokens, scores and the bound abstention divides by."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.bm25 import BM25, HEAD, tokenize
+from store.indexes.bm25 import BM25, HEAD, tokenize
 
 DOCS = [
     "Harbor Bridge\nThe bridge reopened on Monday after two years of repairs.",
@@ -31,14 +31,6 @@ def test_the_document_with_the_words_scores_highest(bm25: BM25) -> None:
     assert scores.argmax() == 2 and scores[0] == 0.0
     bound = bm25.max_score(bm25.query_terms("Who planted apple trees?"))
     assert 0 < scores.max() <= bound
-
-
-def test_unknown_share_weighs_words_no_article_holds(bm25: BM25) -> None:
-    assert bm25.unknown_share("When did the bridge reopen?") == 0.0
-    assert bm25.unknown_share("How many moons does Jupiter have?") == 1.0
-    half = bm25.unknown_share("Who repaired the Jupiter bridge?")
-    assert 0.0 < half < 1.0
-    assert bm25.unknown_share("what is it?") == 0.0  # nothing but stopwords
 
 
 def test_save_and_load_round_trip(bm25: BM25, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from store.db import Store
-from store.index import build_indexes, open_indexes
+from store.indexes.build import build_indexes
+from store.indexes.saved import open_indexes
 from store.ingest import Ingestor
 from store.models import RawArticle
 from tests.doubles import HashingEmbedder
@@ -77,7 +78,8 @@ import sys
 from pathlib import Path
 from store.db import Store
 from tests.doubles import HashingEmbedder
-from store.index import build_indexes, save_indexes
+from store.indexes.build import build_indexes
+from store.indexes.saved import save_indexes
 store = Store(Path(sys.argv[1]), model="hashing-64", dim=64)
 indexes = build_indexes(store)
 print("saving", flush=True)

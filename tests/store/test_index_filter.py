@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from store.bm25 import BM25
-from store.index import EXACT_FILTER_ROWS, UnitIndex, build_dense, exact_top
+from store.indexes.bm25 import BM25
+from store.indexes.build import UnitIndex
+from store.indexes.vectors import EXACT_FILTER_ROWS, build_dense, exact_top
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,12 @@ import pytest
 
 from store.db import Store
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
-from store.index import build_indexes, open_indexes
+from store.indexes.build import build_indexes
+from store.indexes.saved import open_indexes
+from store.indexes.tokens import Encoded
 from store.ingest import Ingestor
 from store.models import RawArticle
 from store.sources.files import find_files, load_file
-from store.tokens import Encoded
 from tests.doubles import HashingEmbedder
 
 BODY = (
@@ -206,7 +207,7 @@ def test_indexes_follow_the_store_and_rebuild_when_stale_or_broken(
 def test_saved_indexes_carry_the_z_score_sample_so_a_first_question_need_not_gather_it(
     store: Store, tmp_path: Path
 ) -> None:
-    from store.index import sample_rows, sample_vectors
+    from store.indexes.build import sample_rows, sample_vectors
 
     Ingestor(store, HashingEmbedder()).ingest([article()])
     folder = tmp_path / "index"
@@ -302,6 +303,7 @@ from pathlib import Path
 from store.db import Store
 from tests.doubles import HashingEmbedder
 from store.ingest import Ingestor
+from store.sources.files import find_files, load_file
 from store.models import RawArticle
 
 class Slow(HashingEmbedder):

@@ -1,4 +1,5 @@
-"""Token vectors: stored at ingest beside each sentence, used to rerank (store/tokens.py)."""
+"""Token vectors: stored at ingest beside each sentence (store/indexes/tokens.py); the
+rerank that uses them is tested in tests/retriever/test_rerank.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 
 from store.db import Store
-from store.index import open_indexes
+from store.indexes.saved import open_indexes
+from store.indexes.tokens import fit_projection, quantize
 from store.ingest import Ingestor
 from store.models import RawArticle
-from store.tokens import QuestionTokens, fit_projection, quantize
 from tests.doubles import HashingEmbedder
 
 BODY = (
@@ -74,42 +75,6 @@ def test_indexes_carry_the_token_table_and_reload_it(store: Store, tmp_path: Pat
     np.testing.assert_array_equal(
         np.asarray(built.sentences.tokens.tokens), np.asarray(loaded.sentences.tokens.tokens)
     )
-
-
-def test_maxsim_finds_the_sentence_holding_the_questions_rare_words(store: Store) -> None:
-    embedder = HashingEmbedder()
-    Ingestor(store, embedder).ingest([article()])
-    indexes = open_indexes(store, store.path.parent / "index")
-    table = indexes.sentences.tokens
-    assert table is not None
-    question = "Who was first to cross on a bicycle?"
-    enc = embedder.encode_tokens([question])
-    q = table.question(enc.token_ids[0], enc.tokens[0], enc.pieces[0])
-    assert q is not None
-    n = len(table)
-    scores = table.maxsim(q, np.arange(n), np.arange(n))
-    texts = indexes.sentences.texts
-    assert texts is not None
-    assert "bicycle" in texts.get([int(np.argmax(scores))])[0]
-    # "who", "was", "to", "on", "a" and "?" never outweigh the content words.
-    content = q.weights[q.content].min()
-    assert q.weights[~q.content].max() <= content + 1e-6
-
-
-def test_a_question_that_restates_the_title_scores_every_sentence_of_it_alike() -> None:
-    # Pieces: "where" (a stopword), "bridge", "reopen"; the title holds the last two.
-    q = QuestionTokens(
-        ids=np.array([1, 2, 3], np.int32),
-        vectors=np.eye(3, dtype=np.float32),
-        idf=np.array([4.0, 1.0, 1.0], np.float32),
-        content=np.array([False, True, True]),
-    )
-    in_title = np.array([[False], [True], [True]])
-    weights = q.weights_for(in_title)
-    # Nothing outside the title is asked, so "where" alone may not pick the sentence.
-    assert weights[0, 0] == 0.0 and weights[:, 0].sum() == pytest.approx(1.0)
-    # Without a title, "where" weighs no more than the content words (not its IDF of 4).
-    assert q.weights[0] == pytest.approx(q.weights[1])
 
 
 def test_quantized_tokens_keep_their_directions() -> None:

@@ -283,25 +283,6 @@ class BM25:
         """An upper bound of a document's score: every term matched, at full weight."""
         return float(sum(self.idf[t] for t in terms) * (self.k1 + 1.0))
 
-    def unknown_share(self, query: str) -> float:
-        """How much of the query the store has never seen: the IDF-weighted share of its
-        distinct words that no document holds (an unknown word weighs as the rarest known).
-
-        "How many moons does Jupiter have?" over articles that never name Jupiter is half
-        unknown; a question the articles answer almost never has an unknown word.
-        """
-        return self.unknown_share_of(tokenize(query))
-
-    def unknown_share_of(self, words: list[str]) -> float:
-        """`unknown_share` of a query already `tokenize`d."""
-        toks = set(words)
-        if not toks or self.idf.size == 0:
-            return 0.0
-        rarest = float(self.idf.max())
-        weights = [float(self.idf[self.vocab[t]]) if t in self.vocab else rarest for t in toks]
-        unknown = sum(w for t, w in zip(toks, weights, strict=True) if t not in self.vocab)
-        return unknown / max(sum(weights), 1e-9)
-
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         # Plain .npy files, not save_npz: reading a zip member copies it in small chunks

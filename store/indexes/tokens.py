@@ -21,13 +21,12 @@ weights): 64 directions fitted on the first 400 sentences 0.8391, on a fifth of 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from store.bm25 import STOPWORDS
+from store.indexes.bm25 import STOPWORDS
 
 PROJECTED_DIM = 96
 # Token vector files up to this size are held in memory once the indexes are read in; a
@@ -86,41 +85,13 @@ def _normalised(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class QuestionTokens:
-    """A question's word pieces, projected as the stored ones, with their weights."""
+    """A question's word pieces, projected as the stored ones, with their IDF (what they
+    weigh in MaxSim is the retriever's to say)."""
 
     ids: np.ndarray  # int32 (pieces,)
     vectors: np.ndarray  # float32 (pieces, k), normalised
     idf: np.ndarray  # float32 (pieces,): each piece's IDF over the store's sentences
     content: np.ndarray  # bool (pieces,): not a stopword or punctuation
-
-    @cached_property
-    def weights(self) -> np.ndarray:
-        """What each piece counts for in MaxSim, summing to 1 (see `weights_for`)."""
-        return self.weights_for(np.zeros((len(self.ids), 1), dtype=bool))[:, 0]
-
-    def weights_for(self, in_title: np.ndarray) -> np.ndarray:
-        """The pieces' weights against groups of sentences, (pieces, G), each column
-        summing to 1, given which pieces are in each group's title (`in_title`).
-
-        A piece weighs its IDF over the store's sentences. Stopwords and punctuation weigh
-        at most the mean of the content pieces outside the title, and nothing where there
-        are none (a question that only restates the title: its "where" and "?" alone would
-        pick a sentence at random). In a small store "where" and "?" occur in no sentence
-        and would take the highest IDF (in 41 sentences "Where did the Russian elite units
-        land?" put 78% of its weight on "where", "did" and "?"); yet they are worth
-        keeping, in context they stand for what is asked: weighing them nothing cost 0.004
-        MRR on ReQA (even split).
-        """
-        raw = np.repeat(self.idf[:, None], in_title.shape[1], axis=1)
-        if self.content.any():
-            content = self.content[:, None]
-            counted = content & ~in_title
-            cap = (raw * counted).sum(axis=0) / np.maximum(counted.sum(axis=0), 1)
-            raw = np.where(content, raw, np.minimum(raw, cap))
-        elif float(self.idf.sum()) <= 1e-9:  # only the commonest pieces ("what is it?")
-            raw = np.ones_like(raw)
-        total = raw.sum(axis=0)
-        return (raw / np.where(total > 1e-9, total, 1.0)).astype(np.float32)
 
 
 class TokenTable:
@@ -171,7 +142,8 @@ class TokenTable:
     def question(
         self, ids: np.ndarray, tokens: np.ndarray, pieces: list[str]
     ) -> QuestionTokens | None:
-        """The question's pieces for `maxsim`, or None when it has none to match."""
+        """The question's pieces for MaxSim (the retriever's rerank), or None when it has
+        none to match."""
         if len(ids) == 0:
             return None
         vocab = len(self.idf)
@@ -186,55 +158,6 @@ class TokenTable:
             idf.astype(np.float32),
             content,
         )
-
-    def maxsim(
-        self,
-        question: QuestionTokens,
-        positions: np.ndarray,
-        groups: np.ndarray,
-        in_title: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """MaxSim of the question against each group of sentences: for each question piece,
-        its best cosine with any piece of the group, averaged with the pieces' weights.
-
-        A piece in the group's title (`in_title`, (pieces, G)) counts as matched: the
-        sentences were embedded under it and the title is what they are about, but its
-        pieces are not stored with each sentence, where they would match a question that
-        restates the headline in every sentence alike, drowning what tells them apart.
-
-        `positions` are sentences and `groups` the group of each (0..G-1); a group whose
-        sentences have no token vectors scores NaN.
-        """
-        count = int(groups.max()) + 1 if len(groups) else 0
-        best = np.full((len(question.ids), count), -np.inf, dtype=np.float32)
-        if count == 0:
-            return np.zeros(0, dtype=np.float32)
-        # Each sentence once (a candidate is also a member of its passage's group).
-        unique, of = np.unique(positions, return_inverse=True)
-        lo = self.offsets[unique]
-        lengths = self.offsets[unique + 1] - lo
-        per_sentence = np.full((len(question.ids), len(unique)), -np.inf, dtype=np.float32)
-        total = int(lengths.sum())
-        if total:
-            # Every token of every sentence: row i of sentence j sits at lo[j] + i,
-            # gathered in one fancy index.
-            first = np.cumsum(lengths) - lengths
-            at = np.repeat(lo - first, lengths) + np.arange(total)
-            rows = np.asarray(self.tokens[at], dtype=np.float32)
-            sims = question.vectors @ rows.T  # (pieces, all their tokens)
-            sims *= self.inverse_norms[at]  # cosines
-            has = lengths > 0
-            per_sentence[:, has] = np.maximum.reduceat(sims, first[has], axis=1)
-        order = np.argsort(groups, kind="stable")
-        present, starts = np.unique(groups[order], return_index=True)
-        best[:, present] = np.maximum.reduceat(per_sentence[:, of[order]], starts, axis=1)
-        if in_title is None:
-            in_title = np.zeros(best.shape, dtype=bool)
-        missing = ~np.isfinite(best).any(axis=0)
-        best = np.where(in_title, np.float32(1), np.where(np.isfinite(best), best, 0.0))
-        out = (question.weights_for(in_title) * best).sum(axis=0)
-        out[missing] = np.nan
-        return out.astype(np.float32)
 
     def save(self, folder: Path) -> None:
         np.save(folder / "sentences.tokens.npy", self.tokens)

@@ -1,0 +1,234 @@
+"""The derived indexes of one store generation, and their build from a SQLite snapshot."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from store.db import Snapshot, Store
+from store.indexes import vectors as dense_vectors
+from store.indexes.bm25 import BM25, Rows
+from store.indexes.texts import TextTable
+from store.indexes.tokens import TokenTable
+from store.indexes.vectors import build_dense, dense_kind
+
+if TYPE_CHECKING:
+    from store.indexes.vectors import DenseIndex
+
+log = logging.getLogger(__name__)
+
+Unit = Literal["sentences", "passages"]
+UNITS: tuple[Unit, Unit] = ("sentences", "passages")
+
+
+@dataclass
+class UnitIndex:
+    """Sentences or passages, in a fixed order shared by every array here."""
+
+    rowids: np.ndarray  # int64: the row in SQLite
+    article: np.ndarray  # int32: position in Indexes.article_ids
+    position: np.ndarray  # int32: sentence index in its article (passage index for passages)
+    vectors: np.ndarray  # float32 (n, dim), normalised
+    bm25: BM25
+    faiss_index: DenseIndex | None = None
+    # How the dense index was built and what its recall check found (see `build_dense`).
+    dense_info: dict[str, float | int | str] = field(default_factory=dict)
+    # Sentences only: what an answer quotes, so that quoting needs no SQLite read.
+    texts: TextTable | None = None
+    start: np.ndarray | None = None  # int32: offsets in the article's cleaned text
+    end: np.ndarray | None = None
+    # Sentences only: their word pieces' vectors, for reranking (store/indexes/tokens.py).
+    tokens: TokenTable | None = None
+
+    def dense(self) -> DenseIndex:
+        if self.faiss_index is None:
+            self.faiss_index, self.dense_info = build_dense(self.vectors)
+        return self.faiss_index
+
+    def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Positions of the k nearest vectors to `query` (in no order), among those
+        `allowed` lets through (`vectors.nearest`)."""
+        if min(k, len(self.rowids)) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return dense_vectors.nearest(self.vectors, self.dense(), query, k, allowed)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The vectors at these positions as searches score them (`vectors.rows`)."""
+        return dense_vectors.rows(self.vectors, self.faiss_index, positions)
+
+
+@dataclass
+class Indexes:
+    """Everything a question is searched against, for one store generation."""
+
+    generation: int
+    article_ids: list[str]
+    article_collection: np.ndarray  # int32: position in `collections`
+    collections: list[str]
+    sentences: UnitIndex
+    passages: UnitIndex
+    sentence_passage: np.ndarray  # int32: each sentence's passage, as a passage position
+    # The BM25 rows of `stats_sample` (its sentences, their passages), gathered at build
+    # time: at 4.5M sentences that takes 1.4 s, which a bot's first question waited for.
+    sample_rows: tuple[Rows, Rows] | None = None
+    # Their vectors as searches score them (`UnitIndex.rows`), saved beside the indexes:
+    # decoding them from a memory-mapped IVF whose pages were on disk took a first question
+    # 2.1 s at 4.5M sentences (8,192 scattered reads).
+    sample_vectors: tuple[np.ndarray, np.ndarray] | None = None
+    # Per article (as `article_ids`): JSON [title, publisher, url, published, source], what
+    # an answer cites. From SQLite, cold at 1M passages, citing took 95 ms a question (p50).
+    article_sources: TextTable | None = None
+    # The saved generation's folder while parts are memory-mapped from it (`make_resident`).
+    mapped_from: Path | None = None
+
+    @cached_property
+    def article_position(self) -> dict[str, int]:
+        """Each article id's position in `article_ids`."""
+        return {a: i for i, a in enumerate(self.article_ids)}
+
+    def collection_mask(self, names: list[str] | None) -> np.ndarray | None:
+        """Which articles belong to these collections (None: every article)."""
+        if names is None or set(self.collections) <= set(names):
+            return None
+        wanted = [i for i, c in enumerate(self.collections) if c in names]
+        return np.isin(self.article_collection, wanted)
+
+
+# Population statistics for the retriever's z-scores come from at most this many sentences
+# (a fixed, evenly spread sample), so a question costs the same on a store of millions.
+STATS_SAMPLE = 4096
+
+
+def stats_sample(n: int) -> np.ndarray:
+    """Positions of the sentences whose scores stand for all `n` (ascending, distinct)."""
+    return (np.arange(n) if n <= STATS_SAMPLE else np.linspace(0, n - 1, STATS_SAMPLE)).astype(
+        np.int64
+    )
+
+
+def sample_rows(indexes: Indexes) -> tuple[Rows, Rows]:
+    """The BM25 rows of the stats sample's sentences and of their passages."""
+    sample = stats_sample(len(indexes.sentences.rowids))
+    return (
+        indexes.sentences.bm25.rows(sample),
+        indexes.passages.bm25.rows(indexes.sentence_passage[sample].astype(np.int64)),
+    )
+
+
+def sample_vectors(indexes: Indexes) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of the stats sample's sentences and of their passages (`UnitIndex.rows`)."""
+    sample = stats_sample(len(indexes.sentences.rowids))
+    return (
+        indexes.sentences.rows(sample),
+        indexes.passages.rows(indexes.sentence_passage[sample].astype(np.int64)),
+    )
+
+
+def _unit_from_store(
+    store: Snapshot, table: Unit, article_pos: dict[str, int]
+) -> tuple[UnitIndex, list[tuple[str, int]]]:
+    rowids, article, position, docs, keys, texts, spans = [], [], [], [], [], [], []
+    dim = store.dim
+    # Filled in place: a list of per-row byte strings joined at the end would hold every
+    # vector twice, 15 GB at a million passages' five million sentences. The count and the
+    # rows come from one snapshot (`build_indexes`), so they agree.
+    count = store.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    matrix = np.empty((count, dim), dtype=np.float32)
+    token_rows: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for row, (rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks) in enumerate(
+        store.iter_units(table)
+    ):
+        rowids.append(rowid)
+        article.append(article_pos[article_id])
+        position.append(idx)
+        matrix[row] = np.frombuffer(vec, dtype=np.float32)
+        # Both carry their article's title (the topic): on ReQA title + sentence beats the
+        # sentence alone for BM25; inside one article the title words score every sentence
+        # alike, so the sentence that says the thing still outranks its neighbours.
+        docs.append(f"{title}\n{text}")
+        keys.append((article_id, idx))
+        if table == "sentences":
+            texts.append(text)
+            spans.append((first, last))
+            token_rows.append(
+                None
+                if ids is None or toks is None
+                else (np.frombuffer(ids, np.int32), np.frombuffer(toks, np.int8))
+            )
+    matrix = matrix[: len(rowids)]  # a row whose vector is missing is not joined
+    unit = UnitIndex(
+        rowids=np.asarray(rowids, dtype=np.int64),
+        article=np.asarray(article, dtype=np.int32),
+        position=np.asarray(position, dtype=np.int32),
+        vectors=matrix,
+        bm25=BM25.build(docs),
+        dense_info={"kind": dense_kind(len(rowids)), "n": len(rowids)},
+    )
+    if table == "sentences":
+        span = np.asarray(spans, dtype=np.int32).reshape(-1, 2)
+        unit.texts, unit.start, unit.end = TextTable.of(texts), span[:, 0].copy(), span[:, 1].copy()
+        projection = store.token_projection()
+        if projection is not None:
+            unit.tokens = TokenTable.of(token_rows, projection)
+    return unit, keys
+
+
+def build_indexes(store: Store) -> Indexes:
+    """Build every derived index from SQLite, from one snapshot of it: an ingest committing
+    in another process between two of these reads made their rows disagree (a sentence of
+    an article the articles' read had not seen: KeyError), and the generation recorded is
+    the snapshot's own."""
+    with store.snapshot() as snapshot:
+        return _build_indexes(snapshot)
+
+
+def _build_indexes(store: Snapshot) -> Indexes:
+    started = time.perf_counter()
+    generation = store.generation
+    rows = store.execute(
+        "SELECT id, collection, title, publisher, url, published, source FROM articles ORDER BY id"
+    ).fetchall()
+    article_ids = [r[0] for r in rows]
+    article_pos = {a: i for i, a in enumerate(article_ids)}
+    collections = sorted({r[1] for r in rows})
+    coll_pos = {c: i for i, c in enumerate(collections)}
+    sentences, sent_keys = _unit_from_store(store, "sentences", article_pos)
+    passages, pass_keys = _unit_from_store(store, "passages", article_pos)
+    # Each sentence's passage: passages are runs [first, last] of their article's sentences.
+    pass_of: dict[tuple[str, int], int] = {}
+    sentence_passage = np.zeros(len(sent_keys), dtype=np.int32)
+    if sent_keys:
+        spans = store.execute(
+            "SELECT article_id, idx, first, last FROM passages ORDER BY article_id, idx"
+        ).fetchall()
+        by_key = {(a, i): pos for pos, (a, i) in enumerate(pass_keys)}
+        for article_id, idx, first, last in spans:
+            for s in range(first, last + 1):
+                pass_of[(article_id, s)] = by_key[(article_id, idx)]
+        for pos, key in enumerate(sent_keys):
+            sentence_passage[pos] = pass_of[key]
+    indexes = Indexes(
+        generation=generation,
+        article_ids=article_ids,
+        article_collection=np.asarray([coll_pos[r[1]] for r in rows], dtype=np.int32),
+        collections=collections,
+        sentences=sentences,
+        passages=passages,
+        sentence_passage=sentence_passage,
+        article_sources=TextTable.of([json.dumps(list(r[2:])) for r in rows]),
+    )
+    indexes.sample_rows = sample_rows(indexes)
+    log.info(
+        "built indexes for %d sentences and %d passages in %.2fs",
+        len(sentences.rowids),
+        len(passages.rowids),
+        time.perf_counter() - started,
+    )
+    return indexes

@@ -1,0 +1,339 @@
+"""The indexes saved in a folder per store generation, swapped in atomically; loaded
+memory-mapped, read into memory behind a long-running process's first questions, and
+rebuilt from SQLite whenever they are missing, stale (the store changed since) or unreadable.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from store.db import Store
+from store.indexes.bm25 import BM25, Rows
+from store.indexes.build import UNITS, Indexes, UnitIndex, build_indexes, sample_vectors
+from store.indexes.texts import TextTable
+from store.indexes.tokens import RESIDENT_TOKENS_MAX, TokenTable
+from store.indexes.vectors import dense_kind, read_dense, write_dense
+
+log = logging.getLogger(__name__)
+
+INDEX_VERSION = 8  # 5: BM25 heads carry their weights; 6: sentence texts and spans; 7-8: tokens
+
+
+# A `.building-*` folder with no lock file beside it (saved before they had one, or its
+# save not yet past `mkdtemp`) is only taken for abandoned once this old.
+_ABANDONED_AFTER_S = 3600
+
+
+def _lock_building(tmp: Path) -> int:
+    """Hold an exclusive lock beside a folder being written: a process killed halfway
+    drops it, so the next save knows the folder is abandoned (`remove_abandoned_builds`)."""
+    fd = os.open(tmp.with_name(tmp.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _unlock_building(tmp: Path, fd: int) -> None:
+    tmp.with_name(tmp.name + ".lock").unlink(missing_ok=True)  # before the lock is let go
+    os.close(fd)
+
+
+def remove_abandoned_builds(folder: Path) -> None:
+    """Remove the temporary folders of saves killed halfway (each up to a whole copy of the
+    indexes), never one a live process is writing: its lock is held, or it has no lock
+    file yet and is younger than _ABANDONED_AFTER_S."""
+    try:
+        leftovers = [p for p in folder.glob(".building-*") if not p.name.endswith(".lock")]
+    except OSError:
+        return
+    for tmp in leftovers:
+        lock = tmp.with_name(tmp.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                if time.time() - tmp.stat().st_mtime < _ABANDONED_AFTER_S:
+                    continue
+            except OSError:
+                continue
+            log.info("removing %s, abandoned by an earlier save", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live save is writing it
+            os.close(fd)
+            continue
+        log.info("removing %s, left by a save that was killed", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+    for lock in folder.glob(".building-*.lock"):  # whose folder is gone
+        if not lock.with_suffix("").exists():
+            try:
+                fd = os.open(lock, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.unlink(missing_ok=True)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
+    """Write the indexes to `folder/gen-N` and point `folder/CURRENT` at it atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_builds(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder))
+    lock = _lock_building(tmp)
+    try:
+        for name in ("sentences", "passages"):
+            unit: UnitIndex = getattr(indexes, name)
+            np.save(tmp / f"{name}.rowids.npy", unit.rowids)
+            np.save(tmp / f"{name}.article.npy", unit.article)
+            np.save(tmp / f"{name}.position.npy", unit.position)
+            np.save(tmp / f"{name}.vectors.npy", unit.vectors)
+            unit.bm25.save(tmp / f"{name}.bm25")
+            if unit.texts is not None and unit.start is not None and unit.end is not None:
+                unit.texts.save(tmp / name)
+                np.save(tmp / f"{name}.start.npy", unit.start)
+                np.save(tmp / f"{name}.end.npy", unit.end)
+            if unit.tokens is not None:
+                unit.tokens.save(tmp)
+            # A flat index is the vectors themselves, rebuilt on load in milliseconds.
+            if dense_kind(len(unit.rowids)) != "flat":
+                write_dense(unit.dense(), tmp / f"{name}.faiss")
+        # After the dense indexes exist: the sample is decoded from them as asks decode it.
+        indexes.sample_vectors = sample_vectors(indexes)
+        for name, vectors in zip(UNITS, indexes.sample_vectors, strict=True):
+            np.save(tmp / f"sample.{name}.vectors.npy", vectors)
+        np.save(tmp / "article_collection.npy", indexes.article_collection)
+        assert indexes.article_sources is not None and indexes.sample_rows is not None
+        indexes.article_sources.save(tmp / "articles")
+        np.save(tmp / "sentence_passage.npy", indexes.sentence_passage)
+        from scipy import sparse
+
+        for name, rows in zip(UNITS, indexes.sample_rows, strict=True):
+            sparse.save_npz(tmp / f"sample.{name}.npz", rows.weights, compressed=False)
+        manifest = {
+            "version": INDEX_VERSION,
+            "generation": indexes.generation,
+            "model": model,
+            "article_ids": indexes.article_ids,
+            "collections": indexes.collections,
+            "dense": {
+                name: getattr(indexes, name).dense_info for name in ("sentences", "passages")
+            },
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        final = folder / f"gen-{indexes.generation}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        pointer = folder / "CURRENT.tmp"
+        pointer.write_text(final.name, encoding="utf-8")
+        os.replace(pointer, folder / "CURRENT")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        _unlock_building(tmp, lock)
+    for old in folder.glob("gen-*"):
+        if old.name != f"gen-{indexes.generation}":
+            shutil.rmtree(old, ignore_errors=True)
+
+
+_READ_PIECE = 4 << 20  # ~30 ms of this disk: the longest a question waits behind the read
+
+
+def _read_through(path: Path, pause: Callable[[], None] | None) -> None:
+    """Bring a file (or a folder's files) into the page cache, a piece at a time."""
+    if path.is_dir():
+        for part in sorted(path.iterdir()):
+            _read_through(part, pause)
+        return
+    piece = bytearray(_READ_PIECE)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            if pause is not None:
+                pause()
+            if not f.readinto(piece):
+                return
+
+
+def _current_manifest(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The folder of the saved generation `CURRENT` points at, and its manifest."""
+    gen_dir = folder / (folder / "CURRENT").read_text(encoding="utf-8").strip()
+    return gen_dir, json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
+    """What the saved indexes for this generation are, for `qabot stats`: per unit, the
+    dense index and its measured recall, or why there is none yet."""
+    try:
+        _, manifest = _current_manifest(folder)
+    except (OSError, ValueError):
+        return {"index": "not built yet (built by the next ask)"}
+    if manifest.get("generation") != generation or manifest.get("version") != INDEX_VERSION:
+        return {"index": "out of date (rebuilt by the next ask)"}
+    out = {}
+    for name, info in manifest.get("dense", {}).items():
+        if info.get("kind") == "ivf":
+            out[f"{name}_index"] = (
+                f"IVF-SQ8 over {info['n']:,} vectors, {info['nlist']} lists, "
+                f"{info['nprobe']} probed, recall@10 {info['recall10_check']} vs exact"
+            )
+        else:
+            out[f"{name}_index"] = f"exact over {info.get('n', 0):,} vectors"
+    return out
+
+
+def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
+    """The saved indexes for this generation, memory-mapped, or None when missing, stale or
+    unreadable.
+
+    Mapped, not read: at a million passages the indexes are 3.5 GB, which took 12-46 s to
+    read whenever the page cache had let the files go (this disk reads ~130 MB/s), and a
+    one-off `qabot ask` needs only a few of their pages. A process that stays up calls
+    `make_resident` to read them into memory behind its first questions (see there).
+    """
+    remove_abandoned_builds(folder)
+    try:
+        gen_dir, manifest = _current_manifest(folder)
+        if (manifest["version"], manifest["generation"], manifest["model"]) != (
+            INDEX_VERSION,
+            generation,
+            model,
+        ):
+            return None
+        units = {name: _load_unit(gen_dir, name, manifest, mapped=True) for name in UNITS}
+        indexes = Indexes(
+            generation=generation,
+            article_ids=list(manifest["article_ids"]),
+            article_collection=np.load(gen_dir / "article_collection.npy"),
+            collections=list(manifest["collections"]),
+            sentences=units["sentences"],
+            passages=units["passages"],
+            sentence_passage=np.load(gen_dir / "sentence_passage.npy", mmap_mode="r"),
+            mapped_from=gen_dir,
+        )
+        # Every folder of this INDEX_VERSION holds these; one missing is a broken folder,
+        # rebuilt like any other (FileNotFoundError below).
+        from scipy import sparse
+
+        indexes.sample_rows = (
+            Rows(sparse.load_npz(gen_dir / "sample.sentences.npz").tocsc()),
+            Rows(sparse.load_npz(gen_dir / "sample.passages.npz").tocsc()),
+        )
+        indexes.article_sources = TextTable.load(gen_dir / "articles", mapped=True)
+        indexes.sample_vectors = (
+            np.load(gen_dir / "sample.sentences.vectors.npy"),
+            np.load(gen_dir / "sample.passages.vectors.npy"),
+        )
+        return indexes
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        log.warning("saved indexes in %s are unreadable (%s); rebuilding from SQLite", folder, exc)
+        return None
+
+
+def _load_unit(gen_dir: Path, name: str, manifest: dict[str, Any], *, mapped: bool) -> UnitIndex:
+    """One unit's saved index, memory-mapped or read into memory (the float32 vectors are
+    mapped either way: only exact search of small stores and rebuilds read them)."""
+    mode: Literal["r"] | None = "r" if mapped else None
+    faiss_file = gen_dir / f"{name}.faiss"
+    faiss_index = None
+    if faiss_file.exists():
+        faiss_index = read_dense(faiss_file, mapped=mapped)
+    unit = UnitIndex(
+        rowids=np.load(gen_dir / f"{name}.rowids.npy", mmap_mode=mode),
+        article=np.load(gen_dir / f"{name}.article.npy", mmap_mode=mode),
+        position=np.load(gen_dir / f"{name}.position.npy", mmap_mode=mode),
+        vectors=np.load(gen_dir / f"{name}.vectors.npy", mmap_mode="r"),
+        bm25=BM25.load(gen_dir / f"{name}.bm25", mapped=mapped),
+        faiss_index=faiss_index,
+        dense_info=dict(manifest.get("dense", {}).get(name, {})),
+    )
+    if name == "sentences":
+        unit.texts = TextTable.load(gen_dir / name, mapped=mapped)
+        unit.start = np.load(gen_dir / f"{name}.start.npy", mmap_mode=mode)
+        unit.end = np.load(gen_dir / f"{name}.end.npy", mmap_mode=mode)
+        unit.tokens = TokenTable.load(gen_dir, mapped=mapped)
+    return unit
+
+
+def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> float:
+    """Read memory-mapped indexes into memory, part by part, swapping each in as it is read;
+    the seconds it took (0 when they were built or read in memory already).
+
+    For processes that stay up (the bot, `qabot serve`, the bench's ask probe): a FAISS
+    index searched through its mapping costs twice the time (1M passages: 2.2 ms against
+    1.1 ms a search, the lists' pages faulted in one by one), and mapped pages are the first
+    this VM hands back when idle, so a question after a quiet hour would wait on the disk;
+    memory the process owns stays (no swap). Questions go on meanwhile, answered from the
+    mappings: each part is swapped for an identical copy, so no answer changes.
+
+    The files are first read through the page cache in small pieces, calling `pause` before
+    each: the retriever's waits while a question is being answered, whose own reads would
+    otherwise queue behind these (measured cold at 1M: asks of 0.3-1.2 s during the read).
+    """
+    gen_dir = indexes.mapped_from
+    if gen_dir is None:
+        return 0.0
+    started = time.perf_counter()
+    manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+    for name in UNITS:
+        mapped: UnitIndex = getattr(indexes, name)
+        for part in sorted(gen_dir.glob(f"{name}.*")):
+            # The float32 vectors and large token vectors stay mapped (see `_load_unit`).
+            big = part.name.endswith(".tokens.npy") and part.stat().st_size > RESIDENT_TOKENS_MAX
+            if not part.name.endswith(".vectors.npy") and not big:
+                _read_through(part, pause)
+        unit = _load_unit(gen_dir, name, manifest, mapped=False)
+        if mapped.faiss_index is not None and unit.faiss_index is not None:
+            unit.faiss_index.nprobe = mapped.faiss_index.nprobe  # type: ignore[attr-defined]
+        # Field by field, searches first: each swap is one attribute store, atomic under
+        # the GIL, and a question that holds the old object reads the same values.
+        for field_name in ("faiss_index", "bm25", "rowids", "article", "position"):
+            setattr(mapped, field_name, getattr(unit, field_name))
+        mapped.texts, mapped.start, mapped.end = unit.texts, unit.start, unit.end
+        mapped.tokens = unit.tokens
+    _read_through(gen_dir / "sentence_passage.npy", pause)
+    indexes.sentence_passage = np.load(gen_dir / "sentence_passage.npy")
+    if indexes.article_sources is not None:
+        for part in sorted(gen_dir.glob("articles.*")):
+            _read_through(part, pause)
+        indexes.article_sources = TextTable.load(gen_dir / "articles")
+    indexes.mapped_from = None
+    took = time.perf_counter() - started
+    log.info("indexes of generation %d read into memory in %.1fs", indexes.generation, took)
+    return took
+
+
+def open_indexes(store: Store, folder: Path) -> Indexes:
+    """The current indexes: loaded when saved for this generation, else rebuilt and saved."""
+    generation = store.generation
+    loaded = load_indexes(folder, generation, store.model)
+    if loaded is not None:
+        return loaded
+    indexes = build_indexes(store)
+    try:
+        save_indexes(indexes, folder, store.model)
+    except OSError as exc:  # a read-only or full disk still answers, just slower next time
+        log.warning("could not save indexes to %s: %s", folder, exc)
+    return indexes
