@@ -18,14 +18,19 @@ from store.db import NewArticle, Store, text_hash
 from store.embedding import Embedder
 from store.errors import SkipSource
 from store.indexes.tokens import Encoded, fit_projection, quantize
-from store.models import MAX_FIELD_CHARS, MAX_TITLE_CHARS, RawArticle, one_line
+from store.models import (
+    MAX_FIELD_CHARS,
+    MAX_TITLE_CHARS,
+    RawArticle,
+    embed_title,
+    embedded_text,
+    one_line,
+)
 from store.sentences import split_long
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "default"
-# A sentence is embedded under its article's title, cut to this many characters.
-_TITLE_CHARS = 200
 _CHUNK_TEXTS = 512  # texts gathered before embedding: full batches, bounded memory
 # Sentences of an older store given token vectors per ingest (~4 min here), so that a large
 # store is upgraded over several ingests rather than holding one (or the bot's writes) for hours.
@@ -149,10 +154,9 @@ class Ingestor:
         aid = article_id(collection, raw.key, title, cleaned.text)
         if self.store.article_state(collection, raw.key) == aid:
             return None
-        embed_title = title[:_TITLE_CHARS]
-        title_pieces = self._title_pieces([embed_title])[0]
+        title_pieces = self._title_pieces([embed_title(title)])[0]
         sentences, passages = self._pack(
-            cleaned.text, cleaned.paragraphs, cleaned.sentences, embed_title, title_pieces
+            cleaned.text, cleaned.paragraphs, cleaned.sentences, title, title_pieces
         )
         article = NewArticle(
             id=aid,
@@ -177,7 +181,7 @@ class Ingestor:
         text: str,
         paragraphs: list[tuple[int, int]],
         spans: list[tuple[int, int]],
-        embed_title: str,
+        title: str,
         title_pieces: int,
     ) -> tuple[list[tuple[int, int, int, str]], list[tuple[int, int, str, str]]]:
         """Sentences and passages for one article, each passage fitting the model's window.
@@ -209,17 +213,13 @@ class Ingestor:
             for s, e in para:
                 need = token_of[(s, e)] - 2
                 if run and used + need > budget:
-                    passages.append(
-                        self._passage(text, run, len(sentences) - len(run), embed_title)
-                    )
+                    passages.append(self._passage(text, run, len(sentences) - len(run), title))
                     run, used = [], 2
                 run.append((s, e))
                 used += need
-                # A sentence is embedded under its article's title: the title says what
-                # "it" and "the city" are (+0.005 MRR on ReQA, see retriever/evaluate.py).
-                sentences.append((s, e, len(passages), f"{embed_title}\n{text[s:e]}"))
+                sentences.append((s, e, len(passages), embedded_text(title, text[s:e])))
             if run:
-                passages.append(self._passage(text, run, len(sentences) - len(run), embed_title))
+                passages.append(self._passage(text, run, len(sentences) - len(run), title))
         return sentences, passages
 
     def _fit(
@@ -242,7 +242,7 @@ class Ingestor:
         text: str, run: list[tuple[int, int]], first: int, title: str
     ) -> tuple[int, int, str, str]:
         body = text[run[0][0] : run[-1][1]]
-        return first, first + len(run) - 1, body, f"{title}\n{body}"
+        return first, first + len(run) - 1, body, embedded_text(title, body)
 
     def _flush(
         self, pending: list[_Prepared], report: IngestReport, progress: Callable[[int], None] | None
@@ -322,9 +322,9 @@ class Ingestor:
         sentences an ingest; once all have them the store says so and this is not run again."""
         todo = []
         for h, title, text in self.store.sentences_without_tokens():
-            embedded = f"{title[:_TITLE_CHARS]}\n{text}"
+            embedded = embedded_text(title, text)
             if text_hash(embedded) == h:  # else it cannot be rebuilt; it keeps the mean
-                todo.append((h, embedded, title[:_TITLE_CHARS]))
+                todo.append((h, embedded, embed_title(title)))
         done = len(todo) <= _UPGRADE_MAX
         if todo:
             log.warning(

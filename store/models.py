@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 MAX_TITLE_CHARS = 300
 MAX_FIELD_CHARS = 200  # publisher, author
 MAX_URL_CHARS = 2048
+# A sentence or passage is embedded under its article's title, cut to this many characters.
+EMBED_TITLE_CHARS = 200
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # C0 and C1 controls and DEL, but tab, line feed and carriage return (line structure).
@@ -47,6 +49,18 @@ def one_line(value: str | None, limit: int) -> str | None:
         cut = text.rfind(" ", 0, limit + 1)
         text = (text[:cut] if cut > limit // 2 else text[:limit]).rstrip()
     return text or None
+
+
+def embed_title(title: str | None) -> str:
+    """An article's title as it is embedded before each of its sentences and passages."""
+    return (title or "")[:EMBED_TITLE_CHARS]
+
+
+def embedded_text(title: str | None, text: str) -> str:
+    """What the model embeds for a sentence or passage: its article's title (the topic: it
+    says what "it" and "the city" are, +0.005 MRR on ReQA, see retriever/evaluate.py), cut
+    as `embed_title` cuts it, a newline and the text. The vector's hash is of this string."""
+    return f"{embed_title(title)}\n{text}"
 
 
 def valid_url(value: str | None) -> str | None:
