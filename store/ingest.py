@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store.clean import clean_text
-from store.db import NewArticle, Store, text_hash
+from store.db import Store, text_hash
 from store.embedding import Embedder
 from store.errors import SkipSource
 from store.indexes.tokens import Encoded, fit_projection, quantize
 from store.models import (
     MAX_FIELD_CHARS,
     MAX_TITLE_CHARS,
+    PassageSpan,
+    PreparedArticle,
     RawArticle,
+    SentenceSpan,
     embed_title,
     embedded_text,
     one_line,
@@ -65,7 +68,7 @@ class IngestReport:
 @dataclass
 class _Prepared:
     raw: RawArticle
-    article: NewArticle
+    article: PreparedArticle
     texts: list[str]  # every embedded text (sentences, then passages)
     # Word pieces of the title each sentence is embedded under, which its token vectors
     # leave out: they would match a question that restates the headline in every sentence.
@@ -158,7 +161,7 @@ class Ingestor:
         sentences, passages = self._pack(
             cleaned.text, cleaned.paragraphs, cleaned.sentences, title, title_pieces
         )
-        article = NewArticle(
+        article = PreparedArticle(
             id=aid,
             key=raw.key,
             collection=collection,
@@ -170,10 +173,10 @@ class Ingestor:
             author=raw.author or one_line(cleaned.author, MAX_FIELD_CHARS),
             source=raw.source,
             guid=raw.guid,
-            sentences=sentences,
-            passages=passages,
+            sentences=tuple(sentences),
+            passages=tuple(passages),
         )
-        texts = [s[3] for s in sentences] + [p[3] for p in passages]
+        texts = [s.embedded for s in sentences] + [p.embedded for p in passages]
         return _Prepared(raw=raw, article=article, texts=texts, title_pieces=title_pieces)
 
     def _pack(
@@ -183,7 +186,7 @@ class Ingestor:
         spans: list[tuple[int, int]],
         title: str,
         title_pieces: int,
-    ) -> tuple[list[tuple[int, int, int, str]], list[tuple[int, int, str, str]]]:
+    ) -> tuple[list[SentenceSpan], list[PassageSpan]]:
         """Sentences and passages for one article, each passage fitting the model's window.
 
         A passage is a run of whole sentences of one paragraph; a paragraph too long for the
@@ -205,8 +208,8 @@ class Ingestor:
             ]
             for first, last in paragraphs
         ]
-        sentences: list[tuple[int, int, int, str]] = []
-        passages: list[tuple[int, int, str, str]] = []
+        sentences: list[SentenceSpan] = []
+        passages: list[PassageSpan] = []
         for para in para_spans:
             run: list[tuple[int, int]] = []
             used = 2  # [CLS] and [SEP]
@@ -217,7 +220,14 @@ class Ingestor:
                     run, used = [], 2
                 run.append((s, e))
                 used += need
-                sentences.append((s, e, len(passages), embedded_text(title, text[s:e])))
+                sentences.append(
+                    SentenceSpan(
+                        start=s,
+                        end=e,
+                        passage=len(passages),
+                        embedded=embedded_text(title, text[s:e]),
+                    )
+                )
             if run:
                 passages.append(self._passage(text, run, len(sentences) - len(run), title))
         return sentences, passages
@@ -238,11 +248,11 @@ class Ingestor:
         return [fit for piece in pieces for fit in self._fit(text, piece, token_of, budget)]
 
     @staticmethod
-    def _passage(
-        text: str, run: list[tuple[int, int]], first: int, title: str
-    ) -> tuple[int, int, str, str]:
+    def _passage(text: str, run: list[tuple[int, int]], first: int, title: str) -> PassageSpan:
         body = text[run[0][0] : run[-1][1]]
-        return first, first + len(run) - 1, body, embedded_text(title, body)
+        return PassageSpan(
+            first=first, last=first + len(run) - 1, text=body, embedded=embedded_text(title, body)
+        )
 
     def _flush(
         self, pending: list[_Prepared], report: IngestReport, progress: Callable[[int], None] | None
@@ -253,11 +263,12 @@ class Ingestor:
         passages: dict[bytes, str] = {}
         title_pieces: dict[bytes, int] = {}
         for prepared in pending:
-            for _, _, _, t in prepared.article.sentences:
+            for sentence in prepared.article.sentences:
+                t = sentence.embedded
                 sentences.setdefault(text_hash(t), t)
                 title_pieces.setdefault(text_hash(t), prepared.title_pieces)
-            for _, _, _, t in prepared.article.passages:
-                passages.setdefault(text_hash(t), t)
+            for passage in prepared.article.passages:
+                passages.setdefault(text_hash(passage.embedded), passage.embedded)
         known = self.store.known_vectors([*sentences, *passages])
         # A sentence is embedded again when it has a vector but no token vectors (stored
         # before they were kept): the pass that embeds it is what yields them.

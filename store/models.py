@@ -202,6 +202,45 @@ class ArticleInfo(_Frozen):
     passages: int = 0
 
 
+class SentenceSpan(_Frozen):
+    """A sentence of an article being written: `article.text[start:end]`, in passage
+    `passage`, embedded as `embedded` (see `embedded_text`)."""
+
+    start: int
+    end: int
+    passage: int
+    embedded: str
+
+
+class PassageSpan(_Frozen):
+    """A passage of an article being written: sentences `first` to `last` (inclusive),
+    their text, and what is embedded for it."""
+
+    first: int
+    last: int
+    text: str
+    embedded: str
+
+
+class PreparedArticle(_Frozen):
+    """An article version cut into sentences and passages, everything `Store.put_article`
+    writes in one transaction (the vectors travel beside it, never in it)."""
+
+    id: str
+    key: str
+    collection: str
+    title: str
+    text: str
+    url: str | None
+    publisher: str | None
+    published: str | None
+    author: str | None
+    source: str | None
+    guid: str | None
+    sentences: tuple[SentenceSpan, ...]
+    passages: tuple[PassageSpan, ...]
+
+
 class Sentence(_Frozen):
     """A sentence of an article: `text == article.text[start:end]`."""
 
