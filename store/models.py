@@ -108,7 +108,27 @@ def printable(name: str, *, controls: bool = True) -> str:
     return shown
 
 
-class RawArticle(_Frozen):
+class ArticleMeta(_Frozen):
+    """An article's metadata, declared once: what a loader found, what is stored, what a
+    listing shows. A stored article always has a title; a loader's may lack one."""
+
+    title: str | None = None
+    url: str | None = None
+    publisher: str | None = None
+    published: str | None = None  # ISO date (YYYY-MM-DD); anything else is dropped
+    author: str | None = None
+    source: str | None = None  # the file or URL it was read from, for display (printable)
+
+
+class _StoredId(_Frozen):
+    """What names a stored article version (first in a stored article's fields)."""
+
+    id: str
+    key: str
+    collection: str
+
+
+class RawArticle(ArticleMeta):
     """An article as a loader found it, before cleaning.
 
     `key` identifies the article across versions: its canonical URL when it has one, else
@@ -118,12 +138,6 @@ class RawArticle(_Frozen):
 
     key: str
     text: str
-    title: str | None = None
-    url: str | None = None
-    publisher: str | None = None
-    published: str | None = None  # ISO date (YYYY-MM-DD); anything else is dropped
-    author: str | None = None
-    source: str | None = None  # the file or URL it was read from, for display (printable)
     guid: str | None = None  # a feed entry's id, when it came from a feed
     # True when `text` is already clean body text (HTML extraction, JSON); False for text
     # pasted from a page, whose first lines may hold the title, publisher, caption.
@@ -169,34 +183,20 @@ class RawArticle(_Frozen):
         return self.model_validate({**self.model_dump(), **update})
 
 
-class Article(_Frozen):
+# Stored articles list their id, key and collection, then the metadata (ArticleMeta's
+# order), then their own fields: `qabot list --json` prints ArticleInfo in this order.
+class Article(ArticleMeta, _StoredId):
     """A stored article: its metadata and its cleaned text, which sentences index into."""
 
-    id: str
-    key: str
-    collection: str
     title: str
     text: str
-    url: str | None = None
-    publisher: str | None = None
-    published: str | None = None
-    author: str | None = None
-    source: str | None = None
     ingested_at: datetime
 
 
-class ArticleInfo(_Frozen):
+class ArticleInfo(ArticleMeta, _StoredId):
     """An article's metadata without its text, for listings and citations."""
 
-    id: str
-    key: str
-    collection: str
     title: str
-    url: str | None = None
-    publisher: str | None = None
-    published: str | None = None
-    author: str | None = None
-    source: str | None = None
     ingested_at: datetime
     sentences: int = 0
     passages: int = 0
@@ -222,20 +222,12 @@ class PassageSpan(_Frozen):
     embedded: str
 
 
-class PreparedArticle(_Frozen):
+class PreparedArticle(ArticleMeta, _StoredId):
     """An article version cut into sentences and passages, everything `Store.put_article`
     writes in one transaction (the vectors travel beside it, never in it)."""
 
-    id: str
-    key: str
-    collection: str
     title: str
     text: str
-    url: str | None
-    publisher: str | None
-    published: str | None
-    author: str | None
-    source: str | None
     guid: str | None
     sentences: tuple[SentenceSpan, ...]
     passages: tuple[PassageSpan, ...]
