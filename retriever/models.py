@@ -20,7 +20,11 @@ class _Frozen(BaseModel):
 
 
 class Source(_Frozen):
-    """The article a quoted sentence comes from."""
+    """The article a quoted sentence comes from.
+
+    Not a store.models.ArticleMeta: it is the citation `qabot ask --json` prints, in this
+    order and without the author, and a subclass would add the author and put url first.
+    """
 
     id: str
     title: str

@@ -28,11 +28,9 @@ from store.db import Store
 from store.embedding import Embedder
 from store.indexes.build import Indexes
 from store.indexes.saved import make_resident, open_indexes
+from store.models import embed_title
 
 log = logging.getLogger(__name__)
-
-# Titles are embedded with at most this many characters (store/ingest.py cuts them so).
-TITLE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ class Snapshot:
         if missing:
             ids = self.indexes.article_ids
             sources = self.sources({ids[a] for a in missing})
-            titles = [(sources[ids[a]].title or "")[:TITLE_CHARS] for a in missing]
+            titles = [embed_title(sources[ids[a]].title) for a in missing]
             pieces = self.embedder.piece_ids(titles)
             known.update((a, frozenset(p.tolist())) for a, p in zip(missing, pieces, strict=True))
         return known

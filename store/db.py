@@ -13,14 +13,13 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
-from store.models import ArticleInfo, Passage, Sentence
+from store.models import ArticleInfo, Passage, PreparedArticle, Sentence
 
 log = logging.getLogger(__name__)
 
@@ -123,25 +122,6 @@ def _migrate(db: sqlite3.Connection) -> None:
 def text_hash(text: str) -> bytes:
     """The key a text's vector is stored under."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    """Everything needed to write one article version in one transaction."""
-
-    id: str
-    key: str
-    collection: str
-    title: str
-    text: str
-    url: str | None
-    publisher: str | None
-    published: str | None
-    author: str | None
-    source: str | None
-    guid: str | None
-    sentences: list[tuple[int, int, int, str]]  # start, end, passage index, embedded text
-    passages: list[tuple[int, int, str, str]]  # first, last, text, embedded text
 
 
 def _private_files(path: Path) -> None:
@@ -407,7 +387,7 @@ class Store(_Reads):
 
     def put_article(
         self,
-        article: NewArticle,
+        article: PreparedArticle,
         vectors: dict[bytes, np.ndarray] | None = None,
         tokens: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
@@ -455,16 +435,24 @@ class Store(_Reads):
                 "INSERT INTO passages (article_id, idx, first, last, text, vec_hash)"
                 " VALUES (?,?,?,?,?,?)",
                 (
-                    (article.id, i, first, last, text, text_hash(emb))
-                    for i, (first, last, text, emb) in enumerate(article.passages)
+                    (article.id, i, p.first, p.last, p.text, text_hash(p.embedded))
+                    for i, p in enumerate(article.passages)
                 ),
             )
             db.executemany(
                 "INSERT INTO sentences (article_id, idx, start, end, passage_idx, text, vec_hash)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (
-                    (article.id, i, s, e, p, article.text[s:e], text_hash(emb))
-                    for i, (s, e, p, emb) in enumerate(article.sentences)
+                    (
+                        article.id,
+                        i,
+                        s.start,
+                        s.end,
+                        s.passage,
+                        article.text[s.start : s.end],
+                        text_hash(s.embedded),
+                    )
+                    for i, s in enumerate(article.sentences)
                 ),
             )
             if self._staged:

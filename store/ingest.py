@@ -14,18 +14,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store.clean import clean_text
-from store.db import NewArticle, Store, text_hash
+from store.db import Store, text_hash
 from store.embedding import Embedder
 from store.errors import SkipSource
 from store.indexes.tokens import Encoded, fit_projection, quantize
-from store.models import MAX_FIELD_CHARS, MAX_TITLE_CHARS, RawArticle, one_line
+from store.models import (
+    MAX_FIELD_CHARS,
+    MAX_TITLE_CHARS,
+    PassageSpan,
+    PreparedArticle,
+    RawArticle,
+    SentenceSpan,
+    embed_title,
+    embedded_text,
+    one_line,
+)
 from store.sentences import split_long
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "default"
-# A sentence is embedded under its article's title, cut to this many characters.
-_TITLE_CHARS = 200
 _CHUNK_TEXTS = 512  # texts gathered before embedding: full batches, bounded memory
 # Sentences of an older store given token vectors per ingest (~4 min here), so that a large
 # store is upgraded over several ingests rather than holding one (or the bot's writes) for hours.
@@ -60,7 +68,7 @@ class IngestReport:
 @dataclass
 class _Prepared:
     raw: RawArticle
-    article: NewArticle
+    article: PreparedArticle
     texts: list[str]  # every embedded text (sentences, then passages)
     # Word pieces of the title each sentence is embedded under, which its token vectors
     # leave out: they would match a question that restates the headline in every sentence.
@@ -149,12 +157,11 @@ class Ingestor:
         aid = article_id(collection, raw.key, title, cleaned.text)
         if self.store.article_state(collection, raw.key) == aid:
             return None
-        embed_title = title[:_TITLE_CHARS]
-        title_pieces = self._title_pieces([embed_title])[0]
+        title_pieces = self._title_pieces([embed_title(title)])[0]
         sentences, passages = self._pack(
-            cleaned.text, cleaned.paragraphs, cleaned.sentences, embed_title, title_pieces
+            cleaned.text, cleaned.paragraphs, cleaned.sentences, title, title_pieces
         )
-        article = NewArticle(
+        article = PreparedArticle(
             id=aid,
             key=raw.key,
             collection=collection,
@@ -166,10 +173,10 @@ class Ingestor:
             author=raw.author or one_line(cleaned.author, MAX_FIELD_CHARS),
             source=raw.source,
             guid=raw.guid,
-            sentences=sentences,
-            passages=passages,
+            sentences=tuple(sentences),
+            passages=tuple(passages),
         )
-        texts = [s[3] for s in sentences] + [p[3] for p in passages]
+        texts = [s.embedded for s in sentences] + [p.embedded for p in passages]
         return _Prepared(raw=raw, article=article, texts=texts, title_pieces=title_pieces)
 
     def _pack(
@@ -177,9 +184,9 @@ class Ingestor:
         text: str,
         paragraphs: list[tuple[int, int]],
         spans: list[tuple[int, int]],
-        embed_title: str,
+        title: str,
         title_pieces: int,
-    ) -> tuple[list[tuple[int, int, int, str]], list[tuple[int, int, str, str]]]:
+    ) -> tuple[list[SentenceSpan], list[PassageSpan]]:
         """Sentences and passages for one article, each passage fitting the model's window.
 
         A passage is a run of whole sentences of one paragraph; a paragraph too long for the
@@ -201,25 +208,28 @@ class Ingestor:
             ]
             for first, last in paragraphs
         ]
-        sentences: list[tuple[int, int, int, str]] = []
-        passages: list[tuple[int, int, str, str]] = []
+        sentences: list[SentenceSpan] = []
+        passages: list[PassageSpan] = []
         for para in para_spans:
             run: list[tuple[int, int]] = []
             used = 2  # [CLS] and [SEP]
             for s, e in para:
                 need = token_of[(s, e)] - 2
                 if run and used + need > budget:
-                    passages.append(
-                        self._passage(text, run, len(sentences) - len(run), embed_title)
-                    )
+                    passages.append(self._passage(text, run, len(sentences) - len(run), title))
                     run, used = [], 2
                 run.append((s, e))
                 used += need
-                # A sentence is embedded under its article's title: the title says what
-                # "it" and "the city" are (+0.005 MRR on ReQA, see retriever/evaluate.py).
-                sentences.append((s, e, len(passages), f"{embed_title}\n{text[s:e]}"))
+                sentences.append(
+                    SentenceSpan(
+                        start=s,
+                        end=e,
+                        passage=len(passages),
+                        embedded=embedded_text(title, text[s:e]),
+                    )
+                )
             if run:
-                passages.append(self._passage(text, run, len(sentences) - len(run), embed_title))
+                passages.append(self._passage(text, run, len(sentences) - len(run), title))
         return sentences, passages
 
     def _fit(
@@ -238,11 +248,11 @@ class Ingestor:
         return [fit for piece in pieces for fit in self._fit(text, piece, token_of, budget)]
 
     @staticmethod
-    def _passage(
-        text: str, run: list[tuple[int, int]], first: int, title: str
-    ) -> tuple[int, int, str, str]:
+    def _passage(text: str, run: list[tuple[int, int]], first: int, title: str) -> PassageSpan:
         body = text[run[0][0] : run[-1][1]]
-        return first, first + len(run) - 1, body, f"{title}\n{body}"
+        return PassageSpan(
+            first=first, last=first + len(run) - 1, text=body, embedded=embedded_text(title, body)
+        )
 
     def _flush(
         self, pending: list[_Prepared], report: IngestReport, progress: Callable[[int], None] | None
@@ -253,11 +263,12 @@ class Ingestor:
         passages: dict[bytes, str] = {}
         title_pieces: dict[bytes, int] = {}
         for prepared in pending:
-            for _, _, _, t in prepared.article.sentences:
+            for sentence in prepared.article.sentences:
+                t = sentence.embedded
                 sentences.setdefault(text_hash(t), t)
                 title_pieces.setdefault(text_hash(t), prepared.title_pieces)
-            for _, _, _, t in prepared.article.passages:
-                passages.setdefault(text_hash(t), t)
+            for passage in prepared.article.passages:
+                passages.setdefault(text_hash(passage.embedded), passage.embedded)
         known = self.store.known_vectors([*sentences, *passages])
         # A sentence is embedded again when it has a vector but no token vectors (stored
         # before they were kept): the pass that embeds it is what yields them.
@@ -322,9 +333,9 @@ class Ingestor:
         sentences an ingest; once all have them the store says so and this is not run again."""
         todo = []
         for h, title, text in self.store.sentences_without_tokens():
-            embedded = f"{title[:_TITLE_CHARS]}\n{text}"
+            embedded = embedded_text(title, text)
             if text_hash(embedded) == h:  # else it cannot be rebuilt; it keeps the mean
-                todo.append((h, embedded, title[:_TITLE_CHARS]))
+                todo.append((h, embedded, embed_title(title)))
         done = len(todo) <= _UPGRADE_MAX
         if todo:
             log.warning(
