@@ -397,17 +397,10 @@ def _peer_uid(sock: socket.socket) -> int | None:
     return int(uid)
 
 
-def make_server(
-    path: Path,
-    retriever: Any,
-    *,
-    idle_timeout: float = IDLE_TIMEOUT_S,
-    max_request: int = MAX_REQUEST,
-    workers: int = WORKERS,
-    max_connections: int = MAX_CONNECTIONS,
-) -> ResidentServer:
+def make_server(path: Path, retriever: Any, **limits: Any) -> ResidentServer:
     """A server on `path` answering with `retriever` (not yet serving); see ResidentServer.
 
+    `limits` are ResidentServer's (idle_timeout, max_request, workers, max_connections).
     A socket file left by a server that died is replaced; one that answers is refused.
     """
     if path.exists():
@@ -415,14 +408,7 @@ def make_server(
             raise BotError(f"a qabot server already answers on {path}; stop it first")
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return ResidentServer(
-        path,
-        retriever,
-        idle_timeout=idle_timeout,
-        max_request=max_request,
-        workers=workers,
-        max_connections=max_connections,
-    )
+    return ResidentServer(path, retriever, **limits)
 
 
 def _listening(path: Path) -> bool:
