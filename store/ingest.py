@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from store.clean import clean_text
 from store.db import Store, text_hash
 from store.embedding import Embedder
 from store.errors import SkipSource
@@ -21,15 +20,14 @@ from store.indexes.tokens import Encoded, fit_projection, quantize
 from store.models import (
     MAX_FIELD_CHARS,
     MAX_TITLE_CHARS,
-    PassageSpan,
     PreparedArticle,
     RawArticle,
-    SentenceSpan,
     embed_title,
     embedded_text,
     one_line,
 )
-from store.sentences import split_long
+from store.text.clean import clean_text
+from store.text.passages import pack
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +156,13 @@ class Ingestor:
         if self.store.article_state(collection, raw.key) == aid:
             return None
         title_pieces = self._title_pieces([embed_title(title)])[0]
-        sentences, passages = self._pack(
-            cleaned.text, cleaned.paragraphs, cleaned.sentences, title, title_pieces
+        sentences, passages = pack(
+            cleaned.text,
+            cleaned.paragraphs,
+            cleaned.sentences,
+            title,
+            budget=self.embedder.max_tokens - (title_pieces + 1),  # the title and a separator
+            count_tokens=self.embedder.count_tokens,
         )
         article = PreparedArticle(
             id=aid,
@@ -178,81 +181,6 @@ class Ingestor:
         )
         texts = [s.embedded for s in sentences] + [p.embedded for p in passages]
         return _Prepared(raw=raw, article=article, texts=texts, title_pieces=title_pieces)
-
-    def _pack(
-        self,
-        text: str,
-        paragraphs: list[tuple[int, int]],
-        spans: list[tuple[int, int]],
-        title: str,
-        title_pieces: int,
-    ) -> tuple[list[SentenceSpan], list[PassageSpan]]:
-        """Sentences and passages for one article, each passage fitting the model's window.
-
-        A passage is a run of whole sentences of one paragraph; a paragraph too long for the
-        window becomes several passages. A single sentence too long for it is cut at spaces
-        first, so the model never silently drops text.
-        """
-        count = self.embedder.count_tokens
-        budget = self.embedder.max_tokens - (title_pieces + 1)  # the title and a separator
-        flat = [span for first, last in paragraphs for span in spans[first:last]]
-        token_of: dict[tuple[int, int], int] = {}
-        for lo in range(0, len(flat), _CHUNK_TEXTS):  # the tokenizer's lists, a chunk at a time
-            part = flat[lo : lo + _CHUNK_TEXTS]
-            token_of.update(zip(part, count([text[s:e] for s, e in part]), strict=True))
-        para_spans = [
-            [
-                piece
-                for span in spans[first:last]
-                for piece in self._fit(text, span, token_of, budget)
-            ]
-            for first, last in paragraphs
-        ]
-        sentences: list[SentenceSpan] = []
-        passages: list[PassageSpan] = []
-        for para in para_spans:
-            run: list[tuple[int, int]] = []
-            used = 2  # [CLS] and [SEP]
-            for s, e in para:
-                need = token_of[(s, e)] - 2
-                if run and used + need > budget:
-                    passages.append(self._passage(text, run, len(sentences) - len(run), title))
-                    run, used = [], 2
-                run.append((s, e))
-                used += need
-                sentences.append(
-                    SentenceSpan(
-                        start=s,
-                        end=e,
-                        passage=len(passages),
-                        embedded=embedded_text(title, text[s:e]),
-                    )
-                )
-            if run:
-                passages.append(self._passage(text, run, len(sentences) - len(run), title))
-        return sentences, passages
-
-    def _fit(
-        self, text: str, span: tuple[int, int], token_of: dict[tuple[int, int], int], budget: int
-    ) -> list[tuple[int, int]]:
-        """The span itself when it fits the window, else pieces cut at spaces that do."""
-        tokens = token_of[span]
-        if tokens <= budget:
-            return [span]
-        s, e = span
-        width = max(20, int((e - s) * budget / tokens * 0.8))
-        pieces = split_long(text, s, e, width)
-        token_of.update(
-            zip(pieces, self.embedder.count_tokens([text[a:b] for a, b in pieces]), strict=True)
-        )
-        return [fit for piece in pieces for fit in self._fit(text, piece, token_of, budget)]
-
-    @staticmethod
-    def _passage(text: str, run: list[tuple[int, int]], first: int, title: str) -> PassageSpan:
-        body = text[run[0][0] : run[-1][1]]
-        return PassageSpan(
-            first=first, last=first + len(run) - 1, text=body, embedded=embedded_text(title, body)
-        )
 
     def _flush(
         self, pending: list[_Prepared], report: IngestReport, progress: Callable[[int], None] | None

@@ -85,7 +85,7 @@ def valid_url(value: str | None) -> str | None:
 def valid_date(value: str | None) -> str | None:
     """`value` as YYYY-MM-DD when it is (or starts with) a date, else None: free text such
     as a Markdown link is never kept as a publication date."""
-    from store.clean import parse_date
+    from store.text.clean import parse_date
 
     if value is None:
         return None

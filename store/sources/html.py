@@ -9,9 +9,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from store.clean import is_furniture, parse_date, same_words, words
 from store.errors import FetchError
 from store.models import RawArticle
+from store.text.clean import is_furniture, parse_date
+from store.text.dedupe import same_words, words
 
 # Fewer words than this is a menu or a notice, not an article.
 MIN_WORDS = 12

@@ -20,7 +20,7 @@ from retriever.evaluate import (
     map_article,
     percentile,
 )
-from store.clean import clean_text
+from store.text.clean import clean_text
 
 PARAS_A = [
     "Lake Ontario is the smallest of the Great Lakes. Its main outlet is the St. Lawrence River.",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from store.clean import clean_text, is_furniture, parse_date
+from store.text.clean import clean_text, is_furniture, parse_date
 from tests.conftest import SAMPLE_ARTICLE, need_shared
 
 

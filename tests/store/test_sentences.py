@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.sentences import split_long, split_sentences
+from store.text.sentences import split_long, split_sentences
 
 
 def sentences(text: str) -> list[str]:

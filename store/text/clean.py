@@ -9,15 +9,13 @@ sentence is an exact substring of it.
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
-import zlib
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
-from store.sentences import split_long, split_sentences
+from store.text.dedupe import NearDuplicates, words
+from store.text.sentences import split_long, split_sentences
 
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
@@ -60,17 +58,12 @@ _FURNITURE = re.compile(
 )
 _BYLINE = re.compile(r"^(?:by|written by|posted by|author:)\s+(?P<name>[^\d|]{2,80})$", re.I)
 _TERMINAL = re.compile(r"[.!?…][\"'”’»)\]]*$")
-_WORD = re.compile(r"\w+", re.UNICODE)
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 # A "sentence" longer than this (a table or list pasted without full stops, a whole file on
 # one line) is cut at spaces into pieces this long: the model's window takes ~1,000
 # characters, so ingest cuts it anyway, and comparing word lists this long for duplicates
 # would cost time quadratic in their length.
 MAX_SENTENCE_CHARS = 2000
-# A word 3-gram seen in this many kept sentences ("one of the") no longer points to more:
-# too common to single out a copy, and the candidates it gave made an article quadratic.
-_MAX_POSTINGS = 64
-_SKETCH = 8  # 3-grams remembered of each kept sentence (see _NearDuplicates)
 
 
 @dataclass
@@ -119,32 +112,6 @@ def _month_number(name: str) -> int:
         if month.startswith(key):
             return i
     raise ValueError(name)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens, for comparing sentences."""
-    return _WORD.findall(text.lower())
-
-
-def same_words(a: list[str], b: list[str], threshold: float = 0.8) -> bool:
-    """Whether two word sequences say the same thing with at most small edits."""
-    if a == b:
-        return True
-    if min(len(a), len(b)) < 6:
-        return False
-    if min(len(a), len(b)) < 12:
-        threshold = max(threshold, 0.88)
-    # Upper bounds of ratio() first, cheapest first (difflib's real_quick_ratio and
-    # quick_ratio, without building its matcher): most pairs are told apart by them alone.
-    total = len(a) + len(b)
-    if 2.0 * min(len(a), len(b)) / total < threshold:
-        return False
-    # Numbers carry facts: "route 14 on Sept. 15" and "route 15 on Sept. 22" differ.
-    if sorted(w for w in a if w.isdigit()) != sorted(w for w in b if w.isdigit()):
-        return False
-    if 2.0 * sum((Counter(a) & Counter(b)).values()) / total < threshold:
-        return False
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
 
 
 def is_furniture(paragraph: str) -> bool:
@@ -212,56 +179,6 @@ def _split_header(paragraphs: list[str], cleaned: CleanedArticle, has_title: boo
     return paragraphs[i:]
 
 
-class _NearDuplicates:
-    """Remembers kept sentences and spots a new one that repeats one of them.
-
-    Two sentences are the same when their word sequences match at 80% or more (difflib's
-    ratio), which catches a copy with a word or two changed ("in the wake of a major defeat"
-    / "following a major setback"). Candidates are found by shared word 3-grams, so an
-    article costs linear time rather than every pair; and only a sample of each kept
-    sentence's 3-grams is remembered (the _SKETCH with the lowest hashes, a bottom-k
-    sketch), so memory grows by a few numbers a sentence, not by every 3-gram of the
-    article (a 50 MB article held over a GB of them). A copy with a word or two changed
-    shares most 3-grams with its original, so it holds one of the sampled ones.
-    """
-
-    def __init__(self, threshold: float = 0.8) -> None:
-        self.threshold = threshold
-        self.kept: list[str] = []  # the kept sentences; their words are found again when needed
-        self.exact: dict[int, int] = {}  # hash of a kept sentence's words -> its index
-        self.shingles: dict[int, list[int]] = {}  # hash of a sampled 3-gram -> sentences
-
-    def seen(self, sentence: str) -> bool:
-        tokens = words(sentence)
-        key = _digest(tokens)
-        same = self.exact.get(key)
-        if same is not None and words(self.kept[same]) == tokens:
-            return True
-        grams = {_digest(tokens[i : i + 3]) for i in range(max(1, len(tokens) - 2))}
-        if len(tokens) >= 6:
-            counts: dict[int, int] = {}
-            for gram in grams:
-                for idx in self.shingles.get(gram, ()):
-                    counts[idx] = counts.get(idx, 0) + 1
-            for idx, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:5]:
-                if same_words(tokens, words(self.kept[idx]), self.threshold):
-                    return True
-        idx = len(self.kept)
-        self.kept.append(sentence)
-        self.exact.setdefault(key, idx)
-        for gram in sorted(grams)[:_SKETCH]:
-            postings = self.shingles.setdefault(gram, [])
-            if len(postings) < _MAX_POSTINGS:
-                postings.append(idx)
-        return False
-
-
-def _digest(tokens: list[str]) -> int:
-    """A hash of words that is the same in every run (Python's own is salted per process),
-    so an article is cleaned, and identified, the same way each time it is ingested."""
-    return zlib.crc32("\x1f".join(tokens).encode("utf-8", "surrogatepass"))
-
-
 def clean_text(
     raw: str, *, title: str | None = None, header: bool = True, published: str | None = None
 ) -> CleanedArticle:
@@ -276,7 +193,7 @@ def clean_text(
     if header:
         paragraphs = _split_header(paragraphs, cleaned, has_title=title is not None)
 
-    dupes = _NearDuplicates()
+    dupes = NearDuplicates()
     parts: list[str] = []
     offset = 0
     for paragraph in paragraphs:
@@ -324,7 +241,3 @@ def clean_text(
         offset += len(body)
     cleaned.text = "\n\n".join(parts)
     return cleaned
-
-
-def today() -> str:
-    return datetime.now().date().isoformat()
