@@ -7,14 +7,13 @@ benchmarks and the Discord bot ask `App` (or `writer_for`) for them instead of w
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 from bot.settings import Settings, make_private
 from retriever.retriever import Retriever, Weights
 from store.db import Store
-from store.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
+from store.embedding import DEFAULT_MODEL, Embedder, load_embedder, model_folder, numpy_runs
 from store.ingest import Ingestor
 
 log = logging.getLogger(__name__)
@@ -27,11 +26,12 @@ _KNOWN_DIMS = {DEFAULT_MODEL: 384}
 class App:
     """Lazily built pieces of a running qabot: each is made on first use, then kept.
 
-    Two embedders of the same model: `embedder` (sentence-transformers) embeds what is
-    ingested; `query_embedder` embeds questions. For the bundled model that is its numpy
-    runtime (store/minilm_numpy.py): the same vectors (within 1e-6), without importing
-    torch (~10 s), and faster on one short text: 7.7 ms a question against 13-15 ms for
-    `SentenceTransformer.encode` on this 2-core machine.
+    Two embedders of the same model: `embedder` (the torch runtime) embeds what is
+    ingested; `query_embedder` embeds questions, on the runtime QABOT_QUERY_RUNTIME names.
+    For the bundled model "auto" is its numpy runtime (store/embedding/numpy_bert.py): the
+    same vectors (within 1e-6), without importing torch (~10 s), and faster on one short
+    text: 7.7 ms a question against 13-15 ms for `SentenceTransformer.encode` on this 2-core
+    machine.
     """
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
@@ -50,11 +50,16 @@ class App:
     @cached_property
     def embedder(self) -> Embedder:
         log.info("loading embedding model %s", self.settings.model)
-        return SentenceTransformerEmbedder(self.settings.model)
+        return load_embedder(self.settings.model, runtime="torch")
 
     @cached_property
     def query_embedder(self) -> Embedder:
-        return query_embedder(self.settings.model, lambda: self.embedder)
+        runtime = self.settings.query_runtime
+        if runtime == "auto":
+            runtime = "numpy" if numpy_runs(model_folder(self.settings.model)) else "torch"
+        if runtime == "torch":  # the one that ingests, loaded once
+            return self.embedder
+        return load_embedder(self.settings.model, runtime=runtime)
 
     @cached_property
     def store(self) -> Store:
@@ -87,12 +92,3 @@ def writer_for(retriever: Retriever) -> tuple[Store, Ingestor]:
     read = retriever.store
     store = Store(read.path, model=read.model, dim=read.dim)
     return store, Ingestor(store, retriever.embedder)
-
-
-def query_embedder(model: str, otherwise: Callable[[], Embedder]) -> Embedder:
-    """The embedder for questions: the numpy runtime for the bundled model, else `otherwise()`."""
-    if model == DEFAULT_MODEL:
-        from store.minilm_numpy import NumpyMiniLM
-
-        return NumpyMiniLM()
-    return otherwise()

@@ -95,7 +95,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     from bot.scale import read_seed, write_synthetic_store
     from retriever.bench import measure_ingest
     from retriever.evaluate import load_reqa
-    from store.embedding import SentenceTransformerEmbedder
+    from store.embedding import load_embedder
     from store.indexes.vectors import set_threads
     from store.sources.files import find_files, load_file
 
@@ -103,7 +103,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
     started = time.perf_counter()
     _step(f"loading {settings.model}")
-    embedder = SentenceTransformerEmbedder(settings.model)
+    embedder = load_embedder(settings.model, runtime="torch")
     reqa = load_reqa(args.reqa)
 
     # 1. ingest a real corpus
@@ -158,7 +158,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
 
         _step(f"loading the {label} indexes in a fresh process")
         qfile = work / "questions.npy"
-        np.save(qfile, embedder.encode(questions))
+        np.save(qfile, embedder.encode_documents(questions))
         probe = _probe_load(folder / "index", qfile)
         out[f"load_s_{label}"] = probe["load_s"]
         out[f"resident_s_{label}"] = probe["resident_s"]

@@ -633,7 +633,7 @@ def run_bot(settings: Settings, token: str) -> None:
     retriever = app.retriever
     # The indexes before the first question: mapped now, read into memory behind it.
     retriever.keep_resident()
-    retriever.embedder.encode(["warm up"])  # load the model now, not on the first question
+    retriever.embedder.encode_query(["warm up"])  # load the model now, not on the first question
     bot = create_bot(retriever, settings)
     log.info("starting the Discord bot (data in %s)", settings.data_dir)
     try:

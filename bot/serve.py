@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = App(settings)
     retriever = app.retriever
     retriever.keep_resident()  # mapped now, read into memory behind the first questions
-    retriever.embedder.encode(["warm up"])
+    retriever.embedder.encode_query(["warm up"])
     path = socket_path(settings)
     server = make_server(path, retriever)
     print(f"qabot serving {settings.data_dir} on {path}; Ctrl-C stops it", file=sys.stderr)

@@ -17,6 +17,7 @@ from pydantic_settings import SettingsError as SourceError
 
 from bot.errors import SettingsError
 from retriever.models import ABSTAIN_LEVELS
+from store.embedding import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir, alias="QABOT_DATA_DIR")
     model: str = Field("all-MiniLM-L6-v2", alias="QABOT_MODEL")
+    # The runtime that encodes questions: auto (numpy where it runs the model), numpy, torch.
+    query_runtime: Runtime = Field("auto", alias="QABOT_QUERY_RUNTIME")
     collection: str = Field("default", alias="QABOT_COLLECTION")
     log_level: str = Field("WARNING", alias="QABOT_LOG_LEVEL")
 

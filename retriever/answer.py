@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from retriever.models import AnswerSentence
 from retriever.scoring import Ranked
 from retriever.snapshot import SentenceRow, Snapshot
-from store.clean import same_words, words
+from store.text.dedupe import same_words, words
 
 # A sentence that opens like this leans on the one before it to make sense.
 _LEANS_BACK = re.compile(

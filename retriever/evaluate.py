@@ -27,9 +27,9 @@ import numpy as np
 from retriever.errors import EvalDataError
 from retriever.models import Mode
 from retriever.retriever import Retriever
-from store.clean import same_words, words
 from store.db import Store
 from store.models import RawArticle
+from store.text.dedupe import same_words, words
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def map_article(
 
 
 def _sentences_in(paragraph: str) -> Iterable[tuple[str, int]]:
-    from store.sentences import split_sentences
+    from store.text.sentences import split_sentences
 
     for s, e in split_sentences(paragraph):
         yield paragraph[s:e], s

@@ -57,13 +57,13 @@ def encode_queries(
     pieces: list[QuestionTokens | None]
     if mode == "bm25":
         vectors, pieces = [None] * len(questions), [None] * len(questions)
-    elif mode == "dense" or table is None:
-        vectors, pieces = list(embedder.encode(questions)), [None] * len(questions)
     else:
-        enc = embedder.encode_tokens(questions)
+        enc = embedder.encode_query(questions)
         vectors = list(enc.vectors)
         pieces = [
-            table.question(enc.token_ids[i], enc.tokens[i], enc.pieces[i])
+            None
+            if mode == "dense" or table is None
+            else table.question(enc.token_ids[i], enc.tokens[i], enc.pieces[i])
             for i in range(len(questions))
         ]
     sentence_bm25 = indexes.sentences.bm25

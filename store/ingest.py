@@ -210,7 +210,7 @@ class Ingestor:
             # each chunk by length itself, for batches with little padding.
             for lo in range(0, len(todo_s), _CHUNK_TEXTS):
                 chunk = todo_s[lo : lo + _CHUNK_TEXTS]
-                encoded = self.embedder.encode_tokens([t for _, t in chunk], self.batch_size)
+                encoded = self.embedder.encode_sentences([t for _, t in chunk], self.batch_size)
                 hashes_s = [h for h, _ in chunk]
                 tokens = self._token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
                 self.store.stage(
@@ -220,7 +220,9 @@ class Ingestor:
                 del encoded, tokens
             for lo in range(0, len(todo_p), _CHUNK_TEXTS):
                 chunk = todo_p[lo : lo + _CHUNK_TEXTS]
-                matrix = self.embedder.encode([t for _, t in chunk], batch_size=self.batch_size)
+                matrix = self.embedder.encode_documents(
+                    [t for _, t in chunk], batch_size=self.batch_size
+                )
                 self.store.stage({h: matrix[i] for i, (h, _) in enumerate(chunk)})
             report.embedded += len(todo_s) + len(todo_p)
             for prepared in pending:
@@ -278,7 +280,7 @@ class Ingestor:
             chunk = todo[lo : lo + _CHUNK_TEXTS]
             titles = sorted({t for _, _, t in chunk} - pieces.keys())
             pieces.update(zip(titles, self._title_pieces(titles), strict=True))
-            encoded = self.embedder.encode_tokens([e for _, e, _ in chunk], self.batch_size)
+            encoded = self.embedder.encode_sentences([e for _, e, _ in chunk], self.batch_size)
             rows = self._token_rows(
                 [h for h, _, _ in chunk], encoded, [pieces[t] for *_, t in chunk]
             )

@@ -21,6 +21,6 @@ def need_shared(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
     """The bundled all-MiniLM-L6-v2, loaded once: importing torch costs ~10 s."""
-    from store.embedding import SentenceTransformerEmbedder
+    from store.embedding.sentence_transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()

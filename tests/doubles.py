@@ -28,7 +28,7 @@ class HashingEmbedder:
     def _bucket(self, word: str) -> int:
         return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):
@@ -37,13 +37,16 @@ class HashingEmbedder:
         norms[norms == 0] = 1.0
         return out / norms
 
+    def encode_query(self, texts: list[str]) -> Encoded:
+        return self.encode_sentences(texts)
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(_WORD.findall(t)) + 2 for t in texts]
 
     def piece_ids(self, texts: list[str]) -> list[np.ndarray]:
-        return self.encode_tokens(texts).token_ids
+        return self.encode_sentences(texts).token_ids
 
-    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+    def encode_sentences(self, texts: list[str], batch_size: int = 64) -> Encoded:
         """Each word a token: its id is its bucket, its vector the one-hot of that bucket."""
         token_ids, tokens, pieces = [], [], []
         for text in texts:
@@ -55,4 +58,4 @@ class HashingEmbedder:
             vecs[np.arange(len(buckets)), [b % self.dim for b in buckets]] = 1.0
             token_ids.append(ids)
             tokens.append(vecs)
-        return Encoded(self.encode(texts, batch_size), token_ids, tokens, pieces)
+        return Encoded(self.encode_documents(texts, batch_size), token_ids, tokens, pieces)

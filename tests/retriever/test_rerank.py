@@ -38,7 +38,7 @@ def test_maxsim_finds_the_sentence_holding_the_questions_rare_words(store: Store
     table = indexes.sentences.tokens
     assert table is not None
     question = "Who was first to cross on a bicycle?"
-    enc = embedder.encode_tokens([question])
+    enc = embedder.encode_sentences([question])
     q = table.question(enc.token_ids[0], enc.tokens[0], enc.pieces[0])
     assert q is not None
     n = len(table)

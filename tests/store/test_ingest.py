@@ -38,9 +38,9 @@ class CountingEmbedder(HashingEmbedder):
         super().__init__()
         self.seen: list[str] = []
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         self.seen.extend(texts)
-        return super().encode(texts, batch_size)
+        return super().encode_documents(texts, batch_size)
 
 
 @pytest.fixture
@@ -307,9 +307,9 @@ from store.sources.files import find_files, load_file
 from store.models import RawArticle
 
 class Slow(HashingEmbedder):
-    def encode(self, texts, batch_size=64):
+    def encode_documents(self, texts, batch_size=64):
         time.sleep(0.05)
-        return super().encode(texts, batch_size)
+        return super().encode_documents(texts, batch_size)
 
 store = Store(Path(sys.argv[1]), model="hashing-64", dim=64)
 arts = (RawArticle(key=f"k{i}", title=f"Article {i}", pre_cleaned=True,
@@ -362,7 +362,7 @@ def test_killed_ingest_leaves_whole_articles_only(tmp_path: Path) -> None:
 
 def test_interrupt_during_embedding_leaves_store_as_before(store: Store) -> None:
     class Interrupting(HashingEmbedder):
-        def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        def encode_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
             raise KeyboardInterrupt
 
     Ingestor(store, HashingEmbedder()).ingest([article()])
@@ -382,15 +382,15 @@ class RecordingEmbedder(HashingEmbedder):
         self.calls: list[tuple[str, int]] = []
         self.fail_at = fail_at
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         self.calls.append(("encode", len(texts)))
-        return super().encode(texts, batch_size)
+        return super().encode_documents(texts, batch_size)
 
-    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+    def encode_sentences(self, texts: list[str], batch_size: int = 64) -> Encoded:
         self.calls.append(("encode_tokens", len(texts)))
         if self.fail_at is not None and len(self.calls) >= self.fail_at:
             raise KeyboardInterrupt
-        return super().encode_tokens(texts, batch_size)
+        return super().encode_sentences(texts, batch_size)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         self.calls.append(("count_tokens", len(texts)))

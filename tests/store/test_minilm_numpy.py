@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from store.embedding import SentenceTransformerEmbedder, bundled_model_path
-from store.minilm_numpy import NumpyMiniLM, _gelu_inplace
+from store.embedding import bundled_model_path
+from store.embedding.numpy_bert import NumpyMiniLM, _gelu_inplace
+from store.embedding.sentence_transformer import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -84,17 +85,17 @@ def test_reports_the_same_identity_as_the_sentence_transformers_embedder(
 
 
 def test_encode_returns_normalised_float32_rows_in_input_order(numpy_model: NumpyMiniLM) -> None:
-    vecs = numpy_model.encode(TEXTS, batch_size=4)
+    vecs = numpy_model.encode_documents(TEXTS, batch_size=4)
     assert vecs.shape == (len(TEXTS), 384)
     assert vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
     # Each text alone (no padding, no reordering) gives the row it got inside the batches.
     for row, text in enumerate(TEXTS):
-        np.testing.assert_allclose(numpy_model.encode([text])[0], vecs[row], atol=2e-6)
+        np.testing.assert_allclose(numpy_model.encode_documents([text])[0], vecs[row], atol=2e-6)
 
 
 def test_encode_of_nothing_is_an_empty_matrix(numpy_model: NumpyMiniLM) -> None:
-    vecs = numpy_model.encode([])
+    vecs = numpy_model.encode_documents([])
     assert vecs.shape == (0, 384)
     assert vecs.dtype == np.float32
 
@@ -105,7 +106,7 @@ def test_text_beyond_the_window_is_truncated_not_counted(numpy_model: NumpyMiniL
     assert counts[0] > numpy_model.max_tokens
     assert counts[1] > counts[0]
     assert counts[2:] == [2, 3]  # [CLS] [SEP], and [CLS] a [SEP]
-    both = numpy_model.encode([LONG_PARAGRAPH, longer])
+    both = numpy_model.encode_documents([LONG_PARAGRAPH, longer])
     np.testing.assert_allclose(both[0], both[1], atol=1e-6)
 
     # ...but words up to the 256th piece still count (the tokenizer file alone says 128).
@@ -114,7 +115,7 @@ def test_text_beyond_the_window_is_truncated_not_counted(numpy_model: NumpyMiniL
     prefix = " ".join(words[: max(n for n, size in enumerate(sizes) if size <= 230)])
     endings = [prefix + " volcanoes erupted.", prefix + " penguins swam."]
     assert all(180 < n <= numpy_model.max_tokens for n in numpy_model.count_tokens(endings))
-    a, b = numpy_model.encode(endings)
+    a, b = numpy_model.encode_documents(endings)
     assert float(a @ b) < 0.9999
 
 
@@ -134,7 +135,7 @@ def test_vectors_match_sentence_transformers(
     numpy_model: NumpyMiniLM, st_model: SentenceTransformer
 ) -> None:
     expected = _reference(st_model, TEXTS)
-    got = numpy_model.encode(TEXTS, batch_size=5)
+    got = numpy_model.encode_documents(TEXTS, batch_size=5)
     cosine = (expected * got).sum(axis=1) / (
         np.linalg.norm(expected, axis=1) * np.linalg.norm(got, axis=1)
     )
@@ -148,19 +149,18 @@ def test_token_vectors_match_sentence_transformers(
 ) -> None:
     # Sentences are stored with token vectors from the library; questions are matched
     # against them with the numpy runtime's.
-    from store.embedding import SentenceTransformerEmbedder
 
     library = SentenceTransformerEmbedder()
-    expected = library.encode_tokens(TEXTS, batch_size=5)
-    got = numpy_model.encode_tokens(TEXTS, batch_size=3)
-    one = library.encode_tokens(TEXTS[:1])
+    expected = library.encode_sentences(TEXTS, batch_size=5)
+    got = numpy_model.encode_sentences(TEXTS, batch_size=3)
+    one = library.encode_sentences(TEXTS[:1])
     for e, g in zip(expected.token_ids, got.token_ids, strict=True):
         np.testing.assert_array_equal(e, g)
     assert expected.pieces == got.pieces
     for e, g in zip(expected.tokens, got.tokens, strict=True):
         assert e.shape == g.shape and (e.size == 0 or np.abs(e - g).max() < 1e-4)
     assert np.abs(one.tokens[0] - expected.tokens[0]).max() < 1e-4
-    np.testing.assert_allclose(got.vectors, numpy_model.encode(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(got.vectors, numpy_model.encode_documents(TEXTS), atol=1e-6)
 
 
 @pytest.mark.slow
@@ -193,7 +193,7 @@ def test_ranking_matches_sentence_transformers(
         "Ferries carried commuters across the harbor during the repairs.",
         "A bakery sold bridge-shaped pastries.",
     ]
-    ours = numpy_model.encode(documents) @ numpy_model.encode([query])[0]
+    ours = numpy_model.encode_documents(documents) @ numpy_model.encode_documents([query])[0]
     theirs = _reference(st_model, documents) @ _reference(st_model, [query])[0]
     assert list(np.argsort(-ours)) == list(np.argsort(-theirs))
     assert set(np.argsort(-ours)[:2]) == {1, 3}  # the two about the bridge reopening

@@ -52,9 +52,9 @@ class CountingEmbedder(HashingEmbedder):
         super().__init__()
         self.seen: list[str] = []
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         self.seen.extend(texts)
-        return super().encode(texts, batch_size)
+        return super().encode_documents(texts, batch_size)
 
 
 @pytest.fixture

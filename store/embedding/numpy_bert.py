@@ -124,13 +124,13 @@ class _Layer:
 class NumpyMiniLM:
     """A sentence-transformers BERT model with mean pooling, run in numpy (no torch)."""
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, *, name: str | None = None) -> None:
         from tokenizers import Tokenizer
 
         bundled = bundled_model_path()
         model_dir = Path(model_dir) if model_dir is not None else bundled
         same_as_bundled = model_dir.resolve() == bundled.resolve()
-        self.name = DEFAULT_MODEL if same_as_bundled else str(model_dir)
+        self.name = name or (DEFAULT_MODEL if same_as_bundled else str(model_dir))
 
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         if config.get("model_type", "bert") != "bert" or config.get("hidden_act") != "gelu":
@@ -191,11 +191,15 @@ class NumpyMiniLM:
 
     # -- the protocol -------------------------------------------------------------------
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Embed `texts` as L2-normalised float32 rows, shape (len(texts), dim)."""
         return self._run(texts, batch_size, keep_tokens=False).vectors
 
-    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+    def encode_query(self, texts: list[str]) -> Encoded:
+        """Questions, as `encode_sentences` (the model has no query prompt)."""
+        return self._run(texts, 64, keep_tokens=True)
+
+    def encode_sentences(self, texts: list[str], batch_size: int = 64) -> Encoded:
         """`encode`, and each text's word pieces with their last-layer vectors."""
         return self._run(texts, batch_size, keep_tokens=True)
 
@@ -226,7 +230,7 @@ class NumpyMiniLM:
         return Encoded(out, token_ids, tokens, pieces)
 
     def piece_ids(self, texts: list[str]) -> list[np.ndarray]:
-        """Each text's word piece ids, [CLS] and [SEP] left out (as `encode_tokens`)."""
+        """Each text's word piece ids, [CLS] and [SEP] left out (as `encode_sentences`)."""
         return [
             np.asarray(e.ids[1:-1], dtype=np.int32)
             for e in self._tokenizer.encode_batch(list(texts))

