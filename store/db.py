@@ -7,7 +7,6 @@ one article is one transaction: an interrupted ingest leaves the store as it was
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sqlite3
@@ -18,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from store import migrations
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
-from store.models import ArticleInfo, Passage, PreparedArticle, Sentence
+from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = "1"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,28 +98,6 @@ CREATE TABLE IF NOT EXISTS answer_votes (
     PRIMARY KEY (answer_id, user_id)
 );
 """
-
-
-def _m001_feed_allow_private(db: sqlite3.Connection) -> None:
-    """Each feed keeps its own --allow-private; feeds of older stores start without it."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(feeds)")}
-    if "allow_private" not in columns:
-        db.execute("ALTER TABLE feeds ADD COLUMN allow_private INTEGER NOT NULL DEFAULT 0")
-
-
-# Steps that bring an older store's tables up to _SCHEMA, run in order each time a store
-# opens; each is additive and does nothing on a store that has it already.
-_MIGRATIONS = (_m001_feed_allow_private,)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    for step in _MIGRATIONS:
-        step(db)
-
-
-def text_hash(text: str) -> bytes:
-    """The key a text's vector is stored under."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 def _private_files(path: Path) -> None:
@@ -217,8 +193,9 @@ class Store(_Reads):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            _migrate(self._db)
+            new = not self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+            self._db.executescript(_SCHEMA)  # a new store gets the latest layout
+            migrations.migrate(self._db, new=new)
         except sqlite3.DatabaseError as exc:
             raise StoreCorruptError(
                 f"{path} is not a qabot store or is damaged ({exc}); "
@@ -240,10 +217,7 @@ class Store(_Reads):
                     [
                         ("model", model),
                         ("dim", str(dim)),
-                        ("schema", SCHEMA_VERSION),
                         ("generation", "0"),
-                        # Every sentence of a new store is written with its token vectors.
-                        ("tokens_complete", "1"),
                     ],
                 )
         elif meta["model"] != model or int(meta["dim"]) != dim:
@@ -294,24 +268,38 @@ class Store(_Reads):
             )
         return found
 
-    @property
-    def tokens_complete(self) -> bool:
-        """Whether every sentence has been given token vectors where it can be: true from
-        the start for a store made since they are kept, and once `mark_tokens_complete`
-        follows the filling in of an older store's."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'tokens_complete'").fetchone()
-        return row is not None and row[0] == "1"
+    def meta(self, key: str) -> str | None:
+        """A value the store keeps about itself (a backfill's progress, say)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
 
-    def sentences_without_tokens(self) -> list[tuple[bytes, str, str]]:
-        """(embedded text's hash, article title, sentence text) of each distinct sentence
-        text stored without token vectors (written before they were kept)."""
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep `value` under `key`; derived indexes do not change with it, so the
+        generation does not move."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def migrations_done(self) -> set[int]:
+        """The numbers of the migrations (store/migrations/) this store has had."""
+        return migrations.done(self._db)
+
+    def record_migration(self, number: int) -> None:
+        """Record that a backfill found nothing left to do."""
+        migrations.record(self._db, number)
+
+    def sentences_without_tokens(
+        self, *, after: bytes = b"", limit: int = 2**62
+    ) -> list[tuple[bytes, str, str]]:
+        """(embedded text's hash, article title, sentence text) of up to `limit` distinct
+        sentence texts stored without token vectors (written before they were kept), in
+        hash order from after `after`."""
         return [
             (bytes(r[0]), r[1], r[2])
             for r in self._db.execute(
                 "SELECT s.vec_hash, MIN(a.title), MIN(s.text) FROM sentences s"
-                " JOIN articles a ON a.id = s.article_id WHERE NOT EXISTS"
+                " JOIN articles a ON a.id = s.article_id WHERE s.vec_hash > ? AND NOT EXISTS"
                 " (SELECT 1 FROM token_vectors t WHERE t.hash = s.vec_hash)"
-                " GROUP BY s.vec_hash"
+                " GROUP BY s.vec_hash ORDER BY s.vec_hash LIMIT ?",
+                (after, limit),
             )
         ]
 
@@ -319,11 +307,6 @@ class Store(_Reads):
         """Add token vectors (word piece ids, int8 vectors) for stored sentence texts."""
         with self._tx() as db:
             self._insert_tokens(db, tokens)
-
-    def mark_tokens_complete(self) -> None:
-        """Record that no sentence lacks token vectors any more. Derived indexes do not
-        change with it, so the generation does not move."""
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('tokens_complete', '1')")
 
     @staticmethod
     def _insert_tokens(

@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from store.db import Store, text_hash
+from store.db import Store
 from store.embedding import Embedder
 from store.errors import SkipSource
 from store.indexes.tokens import Encoded, fit_projection, quantize
+from store.migrations import pending_backfills
 from store.models import (
     MAX_FIELD_CHARS,
     MAX_TITLE_CHARS,
     PreparedArticle,
     RawArticle,
     embed_title,
-    embedded_text,
     one_line,
+    text_hash,
 )
 from store.text.clean import clean_text
 from store.text.passages import pack
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "default"
 _CHUNK_TEXTS = 512  # texts gathered before embedding: full batches, bounded memory
-# Sentences of an older store given token vectors per ingest (~4 min here), so that a large
-# store is upgraded over several ingests rather than holding one (or the bot's writes) for hours.
+# Units of a backfill (store/migrations/) done per ingest: sentences of an older store given
+# token vectors, ~4 min here, so that a large store is upgraded over several ingests rather
+# than holding one (or the bot's writes) for hours.
 _UPGRADE_MAX = 20 * _CHUNK_TEXTS
 
 
@@ -49,7 +51,8 @@ class IngestReport:
     sentences: int = 0
     passages: int = 0
     embedded: int = 0  # texts the model actually embedded (new text only)
-    # Sentences stored before token vectors were kept, given them by this ingest.
+    # Units of a backfill this ingest did: sentences stored before token vectors were kept,
+    # given them.
     upgraded: int = 0
 
     def merge(self, other: IngestReport) -> None:
@@ -96,8 +99,12 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest every item; `progress(n)` is called as n more items are done."""
         report = IngestReport()
-        if not self.store.tokens_complete:
-            self._add_missing_tokens(report)
+        for backfill in pending_backfills(self.store.migrations_done()):
+            units, finished = backfill.run(self, _UPGRADE_MAX)
+            report.embedded += units
+            report.upgraded += units
+            if finished:
+                self.store.record_migration(backfill.number)
         pending: list[_Prepared] = []
         pending_texts = 0
         for item in items:
@@ -155,7 +162,7 @@ class Ingestor:
         aid = article_id(collection, raw.key, title, cleaned.text)
         if self.store.article_state(collection, raw.key) == aid:
             return None
-        title_pieces = self._title_pieces([embed_title(title)])[0]
+        title_pieces = self.title_pieces([embed_title(title)])[0]
         sentences, passages = pack(
             cleaned.text,
             cleaned.paragraphs,
@@ -212,7 +219,7 @@ class Ingestor:
                 chunk = todo_s[lo : lo + _CHUNK_TEXTS]
                 encoded = self.embedder.encode_sentences([t for _, t in chunk], self.batch_size)
                 hashes_s = [h for h, _ in chunk]
-                tokens = self._token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
+                tokens = self.token_rows(hashes_s, encoded, [title_pieces[h] for h in hashes_s])
                 self.store.stage(
                     {h: encoded.vectors[i] for i, h in enumerate(hashes_s) if h not in known},
                     tokens,
@@ -237,7 +244,7 @@ class Ingestor:
         finally:
             self.store.clear_staged()
 
-    def _token_rows(
+    def token_rows(
         self, hashes: list[bytes], encoded: Encoded, title_pieces: list[int]
     ) -> dict[bytes, tuple[np.ndarray, np.ndarray]]:
         """Each sentence's word pieces after its title's, with their int8 vectors in the
@@ -256,41 +263,7 @@ class Ingestor:
             for i, h in enumerate(hashes)
         }
 
-    def _add_missing_tokens(self, report: IngestReport) -> None:
-        """Give token vectors to the sentences of a store written before they were kept,
-        from the store alone (their sources may be gone): a sentence's embedded text is its
-        article's title, cut as at ingest, a newline and the sentence. At most _UPGRADE_MAX
-        sentences an ingest; once all have them the store says so and this is not run again."""
-        todo = []
-        for h, title, text in self.store.sentences_without_tokens():
-            embedded = embedded_text(title, text)
-            if text_hash(embedded) == h:  # else it cannot be rebuilt; it keeps the mean
-                todo.append((h, embedded, embed_title(title)))
-        done = len(todo) <= _UPGRADE_MAX
-        if todo:
-            log.warning(
-                "embedding %d of %d sentences stored before token vectors were kept%s",
-                min(len(todo), _UPGRADE_MAX),
-                len(todo),
-                "" if done else "; the rest on the next ingests",
-            )
-            todo = todo[:_UPGRADE_MAX]
-        pieces: dict[str, int] = {}
-        for lo in range(0, len(todo), _CHUNK_TEXTS):
-            chunk = todo[lo : lo + _CHUNK_TEXTS]
-            titles = sorted({t for _, _, t in chunk} - pieces.keys())
-            pieces.update(zip(titles, self._title_pieces(titles), strict=True))
-            encoded = self.embedder.encode_sentences([e for _, e, _ in chunk], self.batch_size)
-            rows = self._token_rows(
-                [h for h, _, _ in chunk], encoded, [pieces[t] for *_, t in chunk]
-            )
-            self.store.put_tokens(rows)
-            report.embedded += len(chunk)
-            report.upgraded += len(chunk)
-        if done:
-            self.store.mark_tokens_complete()
-
-    def _title_pieces(self, titles: list[str]) -> list[int]:
+    def title_pieces(self, titles: list[str]) -> list[int]:
         """Word pieces each (cut) title takes before its sentence, special tokens left out."""
         return [n - 2 for n in self.embedder.count_tokens(titles)]
 

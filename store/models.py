@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -61,6 +62,11 @@ def embedded_text(title: str | None, text: str) -> str:
     says what "it" and "the city" are, +0.005 MRR on ReQA, see retriever/evaluate.py), cut
     as `embed_title` cuts it, a newline and the text. The vector's hash is of this string."""
     return f"{embed_title(title)}\n{text}"
+
+
+def text_hash(text: str) -> bytes:
+    """The key an embedded text's vector (and token vectors) are stored under."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 def valid_url(value: str | None) -> str | None:

@@ -1,0 +1,102 @@
+"""Changes to a store's layout and data, numbered, each applied once per store.
+
+A store records each migration it has had as the meta row `migration:<number>`; a store made
+now starts with every one recorded, since its tables are made at the latest layout. Two kinds:
+
+- a schema step (`SchemaStep`) changes tables; it runs when a store opens, in a transaction
+  of its own, in number order;
+- a backfill (`Backfill`) fills in data older stores lack. It needs the embedding model and
+  can take hours on a large store, so an ingest runs a bounded part of each pending one,
+  picking up where the last part stopped, until nothing is left; the store answers meanwhile
+  with what it has.
+
+To change the layout: add `mNNN_what.py` here with the next number, list it below, and make
+`store/db.py`'s tables the new layout (what a new store gets).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from store.migrations import m002_feed_allow_private, m003_sentence_token_vectors
+
+if TYPE_CHECKING:
+    from store.ingest import Ingestor
+
+
+@dataclass(frozen=True)
+class SchemaStep:
+    number: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]  # inside the step's transaction
+
+
+@dataclass(frozen=True)
+class Backfill:
+    number: int
+    name: str
+    # Does up to `limit` units of the work with the ingest's model and store, resuming from
+    # what the store says is done; (units done, whether nothing is left).
+    run: Callable[[Ingestor, int], tuple[int, bool]]
+
+
+SCHEMA_STEPS: tuple[SchemaStep, ...] = (
+    SchemaStep(2, "feed_allow_private", m002_feed_allow_private.apply),
+)
+BACKFILLS: tuple[Backfill, ...] = (
+    Backfill(3, "sentence_token_vectors", m003_sentence_token_vectors.run),
+)
+NUMBERS = sorted([1] + [s.number for s in SCHEMA_STEPS] + [b.number for b in BACKFILLS])
+
+
+def key(number: int) -> str:
+    return f"migration:{number}"
+
+
+def migrate(db: sqlite3.Connection, *, new: bool) -> None:
+    """Bring a store's tables to the latest layout as it opens (a `new` one has it already)."""
+    done = _done(db)
+    if new:
+        _record(db, NUMBERS)
+        return
+    if not done:  # a store from before migrations were numbered: what its flags say
+        _record(db, [1, *m003_sentence_token_vectors.done_by_flags(db)])
+        done = _done(db)
+    for step in SCHEMA_STEPS:
+        if step.number in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            step.apply(db)
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, 'done')", (key(step.number),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def pending_backfills(done: set[int]) -> list[Backfill]:
+    """The backfills a store that has had the migrations `done` still needs, in order."""
+    return [b for b in BACKFILLS if b.number not in done]
+
+
+def done(db: sqlite3.Connection) -> set[int]:
+    """The numbers of the migrations a store has had."""
+    return _done(db)
+
+
+def record(db: sqlite3.Connection, number: int) -> None:
+    """Record migration `number` as had (a backfill that found nothing left)."""
+    _record(db, [number])
+
+
+def _done(db: sqlite3.Connection) -> set[int]:
+    rows = db.execute("SELECT key FROM meta WHERE key LIKE 'migration:%'").fetchall()
+    return {int(r[0].split(":", 1)[1]) for r in rows}
+
+
+def _record(db: sqlite3.Connection, numbers: list[int]) -> None:
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, 'done')", [(key(n),) for n in numbers])
