@@ -93,7 +93,7 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
 
     from bot.app import App
     from bot.scale import read_seed, write_synthetic_store
-    from retriever.bench import measure_ingest
+    from retriever.bench import RecordingEmbedder, measure_ingest
     from retriever.evaluate import load_reqa
     from store.embedding import load_embedder
     from store.indexes.vectors import set_threads
@@ -113,7 +113,12 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     _step(f"ingesting {len(items)} articles (SQuAD dev + samples) into a fresh store")
     seed_dir = work / "ingest"
     shutil.rmtree(seed_dir, ignore_errors=True)
-    ing = measure_ingest(embedder, items, seed_dir)
+    recorder = RecordingEmbedder(embedder)
+    writer = App.for_data_dir(settings, seed_dir, embedder=recorder)
+    try:
+        ing = measure_ingest(writer.ingestor, recorder, items, writer.settings.index_dir)
+    finally:
+        writer.close()
     out.update(
         ingest_ratio=round(ing.ratio, 3),
         ingest_s=round(ing.seconds, 2),

@@ -21,7 +21,6 @@ from typing import TypeVar
 import numpy as np
 
 from retriever.retriever import Retriever
-from store.db import Store
 from store.embedding import Embedder
 from store.errors import SkipSource
 from store.indexes.saved import open_indexes
@@ -107,26 +106,21 @@ class IngestFigures:
 
 
 def measure_ingest(
-    embedder: Embedder,
+    ingestor: Ingestor,
+    recorder: RecordingEmbedder,
     items: Iterable[RawArticle | SkipSource],
-    data_dir: Path,
-    *,
-    batch_size: int = 64,
+    index_dir: Path,
 ) -> IngestFigures:
-    """Ingest `items` into a fresh store in `data_dir` (SQLite, then the indexes built and
-    saved), each embedding call followed by a bare one on the same texts, timed apart."""
-    recorder = RecordingEmbedder(embedder)
-    embedder.encode_documents(["warm up the model's threads"], batch_size=batch_size)
-    store = Store(data_dir / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
-    try:
-        started = time.perf_counter()
-        report = Ingestor(store, recorder, batch_size=batch_size).ingest(items)
-        ingested = time.perf_counter()
-        open_indexes(store, data_dir / "index")
-        wall = time.perf_counter() - started
-        indexing = time.perf_counter() - ingested
-    finally:
-        store.close()
+    """Ingest `items` with `ingestor` (into a fresh store, embedding through `recorder`), then
+    build and save its indexes in `index_dir`; each embedding call is followed by a bare one
+    on the same texts, timed apart."""
+    recorder.inner.encode_documents(["warm up the model's threads"], ingestor.batch_size)
+    started = time.perf_counter()
+    report = ingestor.ingest(items)
+    ingested = time.perf_counter()
+    open_indexes(ingestor.store, index_dir)
+    wall = time.perf_counter() - started
+    indexing = time.perf_counter() - ingested
     return IngestFigures(
         seconds=wall - recorder.shadow_seconds,
         encode_seconds=recorder.shadow_seconds,

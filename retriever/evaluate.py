@@ -27,8 +27,8 @@ import numpy as np
 from retriever.errors import EvalDataError
 from retriever.models import Mode
 from retriever.retriever import Retriever
-from store.db import Store
 from store.models import RawArticle
+from store.seams import Store
 from store.text.dedupe import same_words, words
 
 log = logging.getLogger(__name__)
@@ -299,15 +299,13 @@ def map_store(store: Store, data: ReqaData) -> tuple[dict[int, list[Span]], Mapp
     total = MappingReport()
     out: dict[int, list[Span]] = {}
     for article in data.articles:
-        row = store.execute(
-            "SELECT id, text FROM articles WHERE key = ?", (f"{REQA_KEY_PREFIX}{article.doc_id}",)
-        ).fetchone()
-        if row is None:
+        key = f"{REQA_KEY_PREFIX}{article.doc_id}"
+        found = [a for a in store.find(key) if a.key == key]
+        if not found:
             raise EvalDataError(f"{article.doc_id} is not in the store; ingest the benchmark first")
-        rows = store.execute(
-            "SELECT id, start, end FROM sentences WHERE article_id = ? ORDER BY idx", (row[0],)
-        ).fetchall()
-        spans, report = map_article(article, row[1], [(r[1], r[2]) for r in rows])
+        rows = store.sentence_spans(found[0].id)
+        text = store.article_text(found[0].id)
+        spans, report = map_article(article, text, [(r[1], r[2]) for r in rows])
         for r, sp in zip(rows, spans, strict=True):
             out[r[0]] = sp
         for name in ("articles", "exact", "sentences", "dropped_sentences"):

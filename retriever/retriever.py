@@ -26,9 +26,9 @@ from retriever.rerank import MaxSimReranker, Reranker
 from retriever.scoring import Ranked, score_hybrid
 from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
-from store.db import Store
 from store.embedding import Embedder
 from store.indexes.build import Indexes
+from store.seams import Store
 
 __all__ = ["Ranked", "Retriever", "Weights"]
 

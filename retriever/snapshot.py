@@ -24,11 +24,11 @@ import numpy as np
 
 from retriever.models import Source
 from retriever.population import Population
-from store.db import Store
 from store.embedding import Embedder
 from store.indexes.build import Indexes
 from store.indexes.saved import make_resident, open_indexes
 from store.models import embed_title
+from store.seams import Store
 
 log = logging.getLogger(__name__)
 

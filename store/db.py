@@ -20,6 +20,7 @@ import numpy as np
 from store import migrations
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
 from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
+from store.seams import IndexArticle, UnitRow
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,7 @@ class _Reads:
             return None
         return np.frombuffer(row[2], dtype=np.float32).reshape(row[0], row[1]).copy()
 
-    def iter_units(
-        self, table: str
-    ) -> Iterator[tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, bytes | None]]:
+    def iter_units(self, table: str) -> Iterator[UnitRow]:
         """Every sentence or passage: rowid, article id, collection, title, text, index,
         vector, its span (a sentence's start and end offsets in the article's text, a
         passage's first and last sentence), and a sentence's word piece ids and token
@@ -162,6 +161,22 @@ class _Reads:
             f" JOIN vectors v ON v.hash = u.vec_hash{join} ORDER BY u.article_id, u.idx"
         )
 
+    def unit_count(self, table: str) -> int:
+        if table not in ("sentences", "passages"):
+            raise ValueError(table)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def index_articles(self) -> list[IndexArticle]:
+        return self._db.execute(
+            "SELECT id, collection, title, publisher, url, published, source FROM articles"
+            " ORDER BY id"
+        ).fetchall()
+
+    def passage_spans(self) -> list[tuple[str, int, int, int]]:
+        return self._db.execute(
+            "SELECT article_id, idx, first, last FROM passages ORDER BY article_id, idx"
+        ).fetchall()
+
     def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """Read-only queries for the layers above (feeds, votes live in the same file)."""
         return self._db.execute(sql, args)
@@ -177,7 +192,7 @@ class Snapshot(_Reads):
 
 
 class Store(_Reads):
-    """A qabot store in one SQLite file.
+    """A qabot store in one SQLite file (the `store.seams.Store` seam's first implementation).
 
     `model` and `dim` name the embedder whose vectors this store holds; a store built by
     another model refuses them (ModelMismatchError) rather than mixing incomparable vectors.
@@ -485,9 +500,15 @@ class Store(_Reads):
         if collection is not None:
             clauses += " AND collection = ?"
             args.append(collection)
-        return self.articles(where=clauses, args=args)
+        return self._articles(where=clauses, args=args)
 
     def articles(
+        self, *, collection: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[ArticleInfo]:
+        """Stored articles with their sentence and passage counts, newest first."""
+        return self._articles(collection=collection, limit=limit, offset=offset)
+
+    def _articles(
         self,
         *,
         collection: str | None = None,
@@ -496,7 +517,6 @@ class Store(_Reads):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[ArticleInfo]:
-        """Stored articles with their sentence and passage counts, newest first."""
         conditions, params = [], list(args or [])
         if where:
             conditions.append(where)
@@ -547,6 +567,11 @@ class Store(_Reads):
                 (article_id,),
             )
         ]
+
+    def sentence_spans(self, article_id: str) -> list[tuple[int, int, int]]:
+        return self._db.execute(
+            "SELECT id, start, end FROM sentences WHERE article_id = ? ORDER BY idx", (article_id,)
+        ).fetchall()
 
     def passages_of(self, article_id: str) -> list[Passage]:
         return [

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from store.db import Store
 from store.embedding import Embedder
 from store.errors import SkipSource
 from store.indexes.tokens import Encoded, fit_projection, quantize
@@ -27,6 +26,7 @@ from store.models import (
     one_line,
     text_hash,
 )
+from store.seams import Store
 from store.text.clean import clean_text
 from store.text.passages import pack
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from store.db import Snapshot, Store
 from store.indexes import vectors as dense_vectors
 from store.indexes.bm25 import BM25, Rows
 from store.indexes.texts import TextTable
 from store.indexes.tokens import TokenTable
 from store.indexes.vectors import build_dense, dense_kind
+from store.seams import Store, StoreReads
 
 if TYPE_CHECKING:
     from store.indexes.vectors import DenseIndex
@@ -132,14 +132,14 @@ def sample_vectors(indexes: Indexes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _unit_from_store(
-    store: Snapshot, table: Unit, article_pos: dict[str, int]
+    store: StoreReads, table: Unit, article_pos: dict[str, int]
 ) -> tuple[UnitIndex, list[tuple[str, int]]]:
     rowids, article, position, docs, keys, texts, spans = [], [], [], [], [], [], []
     dim = store.dim
     # Filled in place: a list of per-row byte strings joined at the end would hold every
     # vector twice, 15 GB at a million passages' five million sentences. The count and the
     # rows come from one snapshot (`build_indexes`), so they agree.
-    count = store.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    count = store.unit_count(table)
     matrix = np.empty((count, dim), dtype=np.float32)
     token_rows: list[tuple[np.ndarray, np.ndarray] | None] = []
     for row, (rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks) in enumerate(
@@ -189,12 +189,10 @@ def build_indexes(store: Store) -> Indexes:
         return _build_indexes(snapshot)
 
 
-def _build_indexes(store: Snapshot) -> Indexes:
+def _build_indexes(store: StoreReads) -> Indexes:
     started = time.perf_counter()
     generation = store.generation
-    rows = store.execute(
-        "SELECT id, collection, title, publisher, url, published, source FROM articles ORDER BY id"
-    ).fetchall()
+    rows = store.index_articles()
     article_ids = [r[0] for r in rows]
     article_pos = {a: i for i, a in enumerate(article_ids)}
     collections = sorted({r[1] for r in rows})
@@ -205,9 +203,7 @@ def _build_indexes(store: Snapshot) -> Indexes:
     pass_of: dict[tuple[str, int], int] = {}
     sentence_passage = np.zeros(len(sent_keys), dtype=np.int32)
     if sent_keys:
-        spans = store.execute(
-            "SELECT article_id, idx, first, last FROM passages ORDER BY article_id, idx"
-        ).fetchall()
+        spans = store.passage_spans()
         by_key = {(a, i): pos for pos, (a, i) in enumerate(pass_keys)}
         for article_id, idx, first, last in spans:
             for s in range(first, last + 1):

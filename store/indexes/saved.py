@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from store.db import Store
 from store.indexes.bm25 import BM25, Rows
 from store.indexes.build import UNITS, Indexes, UnitIndex, build_indexes, sample_vectors
 from store.indexes.texts import TextTable
 from store.indexes.tokens import RESIDENT_TOKENS_MAX, TokenTable
 from store.indexes.vectors import dense_kind, read_dense, write_dense
+from store.seams import Store
 
 log = logging.getLogger(__name__)
 

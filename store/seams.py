@@ -1,0 +1,136 @@
+"""The store of truth as a seam: what the layers above need of it, as Protocols.
+
+`store.db.Store` (SQLite, one file) is the first implementation. A store on a database server
+meets the same contract: each article written whole or not at all, a generation that moves
+with every change searches can see, the model recorded and enforced, migrations numbered.
+
+Still spoken in SQLite's own SQL, outside this contract: the feeds, votes and benchmark-seed
+tables (`store/feeds.py`, `bot/votes.py`, `bot/scale.py`) through `execute` and
+`side_transaction`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+import numpy as np
+
+from store.models import ArticleInfo, Passage, PreparedArticle, Sentence
+
+# rowid, article id, collection, title, text, index in the article, vector bytes, span (a
+# sentence's start and end offsets, a passage's first and last sentence), a sentence's word
+# piece ids and int8 token vectors (None for passages and sentences stored without them).
+UnitRow = tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, bytes | None]
+# id, collection, title, publisher, url, published, source
+IndexArticle = tuple[str, str, str, str | None, str | None, str | None, str | None]
+TokenRows = dict[bytes, tuple[np.ndarray, np.ndarray]]  # text hash -> (piece ids, int8 vectors)
+
+
+class StoreReads(Protocol):
+    """What building the derived indexes reads: a store, or one moment of it (`snapshot`)."""
+
+    model: str
+    dim: int
+
+    @property
+    def generation(self) -> int:
+        """Counts committed changes; derived indexes record the one they were built from."""
+        ...
+
+    def token_projection(self) -> np.ndarray | None:
+        """The (dim, k) projection of the store's token vectors, None until the first."""
+        ...
+
+    def unit_count(self, table: str) -> int:
+        """How many sentences or passages (`table`) are stored."""
+        ...
+
+    def iter_units(self, table: str) -> Iterator[UnitRow]:
+        """Every sentence or passage, in article id order, then index."""
+        ...
+
+    def index_articles(self) -> list[IndexArticle]:
+        """What the indexes keep of every article, in id order."""
+        ...
+
+    def passage_spans(self) -> list[tuple[str, int, int, int]]:
+        """(article id, passage index, first sentence, last sentence) in article id order."""
+        ...
+
+
+class Store(StoreReads, Protocol):
+    """The store of truth: articles, their sentences and passages, their vectors."""
+
+    def snapshot(self) -> AbstractContextManager[StoreReads]:
+        """The store as of one moment, for reads that must agree with each other."""
+        ...
+
+    def close(self) -> None: ...
+
+    # -- writing articles (the ingest) ----------------------------------------------------
+
+    def article_state(self, collection: str, key: str) -> str | None:
+        """The id of the stored version of the article with this key, if any."""
+        ...
+
+    def known_vectors(self, hashes: Iterable[bytes]) -> set[bytes]: ...
+
+    def known_tokens(self, hashes: Iterable[bytes]) -> set[bytes]: ...
+
+    def stage(self, vectors: dict[bytes, np.ndarray], tokens: TokenRows | None = None) -> None:
+        """Hold vectors for articles not written yet, outside the store's transactions."""
+        ...
+
+    def clear_staged(self) -> None: ...
+
+    def put_article(self, article: PreparedArticle) -> None:
+        """Write one article whole (replacing its older version), its vectors staged."""
+        ...
+
+    def set_token_projection(self, matrix: np.ndarray) -> np.ndarray:
+        """Record the projection unless the store has one already; the one in force."""
+        ...
+
+    def forget(self, ref: str, collection: str | None = None) -> list[ArticleInfo]: ...
+
+    # -- migrations (store/migrations/) ---------------------------------------------------
+
+    def meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def migrations_done(self) -> set[int]: ...
+
+    def record_migration(self, number: int) -> None: ...
+
+    def sentences_without_tokens(
+        self, *, after: bytes = b"", limit: int = 2**62
+    ) -> list[tuple[bytes, str, str]]: ...
+
+    def put_tokens(self, tokens: TokenRows) -> None: ...
+
+    # -- reading articles (the CLI, Discord, the evaluation) ------------------------------
+
+    def find(self, ref: str, collection: str | None = None) -> list[ArticleInfo]: ...
+
+    def articles(
+        self, *, collection: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[ArticleInfo]: ...
+
+    def article_text(self, article_id: str) -> str: ...
+
+    def sentences_of(self, article_id: str) -> list[Sentence]: ...
+
+    def sentence_spans(self, article_id: str) -> list[tuple[int, int, int]]:
+        """(sentence row id, start, end) of an article's sentences, in order."""
+        ...
+
+    def passages_of(self, article_id: str) -> list[Passage]: ...
+
+    def is_known(self, ref: str) -> bool:
+        """Whether a feed entry's GUID or link is stored already (in any collection)."""
+        ...
+
+    def stats(self) -> dict[str, object]: ...
