@@ -19,12 +19,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from store.migrations import m002_feed_allow_private, m003_sentence_token_vectors
-
-if TYPE_CHECKING:
-    from store.ingest import Ingestor
+from store.migrations.writer import Writer
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,7 @@ class Backfill:
     name: str
     # Does up to `limit` units of the work with the ingest's model and store, resuming from
     # what the store says is done; (units done, whether nothing is left).
-    run: Callable[[Ingestor, int], tuple[int, bool]]
+    run: Callable[[Writer, int], tuple[int, bool]]
 
 
 SCHEMA_STEPS: tuple[SchemaStep, ...] = (

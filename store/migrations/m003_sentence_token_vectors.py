@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import TYPE_CHECKING
 
+from store.migrations.writer import Writer
 from store.models import embed_title, embedded_text, text_hash
-
-if TYPE_CHECKING:
-    from store.ingest import Ingestor
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +28,7 @@ def done_by_flags(db: sqlite3.Connection) -> list[int]:
     return [3] if row is not None and row[0] == "1" else []
 
 
-def run(ingest: Ingestor, limit: int) -> tuple[int, bool]:
+def run(ingest: Writer, limit: int) -> tuple[int, bool]:
     store = ingest.store
     after = bytes.fromhex(store.meta(CURSOR) or "")
     rows = store.sentences_without_tokens(after=after, limit=limit)
