@@ -1,0 +1,1164 @@
+"""Qdrant as the search engine of the derived indexes (`QABOT_QDRANT_URL`): the sentence and
+passage vectors and their words live there, the collection a tenant key; the tables an
+answer reads (texts, offsets, token vectors, sources) stay in the process.
+
+Layout (Qdrant's documented multitenancy: one Qdrant collection per kind of point, every
+qabot collection a value of its `tenant` payload key, indexed `is_tenant`):
+- `sentences` and `passages`: one point per unit, id `point_id(article, index)`, a dense
+  vector `dense` (Dot on the normalised vectors) and a sparse vector `words` with the IDF
+  modifier: qabot's own tokens (`tokenize`), each a crc32 term number, weighted by qabot's
+  BM25 term frequency part (k1, b, the average length recorded in `meta`); Qdrant multiplies
+  in the IDF, log(1 + (N - df + 0.5) / (df + 0.5)), which is qabot's, so a score is qabot's
+  BM25 score.
+- `articles`: one marker per article whose points are all written (written after them,
+  removed after them), and `meta`: the layout's version, model, BM25 parameters, average
+  lengths and the store generation last synced.
+
+Built from the store by generation: each new generation compares the store's articles with
+the markers, deletes the points of articles gone and writes those of articles new. Every
+point is a function of the store, so a sync killed halfway is finished by the next one and
+`rebuild` (or another layout version) rewrites everything from the store.
+
+Two transports behind one small interface (`Transport`): qdrant-client for a server
+(`http://` or `https://`), and qdrant-edge-py, Qdrant's engine in this process
+(`edge:///absolute/folder`, or `edge:` for the data folder): one process at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import shutil
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from store.errors import SearchBackendError
+from store.indexes.bm25 import tokenize
+from store.indexes.build import (
+    UNITS,
+    Indexes,
+    Unit,
+    UnitRow,
+    build_from_snapshot,
+    stats_sample,
+    unit_document,
+)
+from store.indexes.seams import Allowed, Matches
+
+if TYPE_CHECKING:
+    from store.db import Snapshot, Store
+
+log = logging.getLogger(__name__)
+
+# The points' layout; a Qdrant holding another is rebuilt from the store.
+LAYOUT_VERSION = 1
+# BM25 parameters: those of the local index (`BM25.build`), so both rank alike.
+K1, B = 0.6, 0.3
+# When the store's average document length has moved this far from the one the points
+# were weighted with, every point is re-weighted (a new store's first articles, mostly).
+LENGTH_DRIFT = 0.10
+_BATCH = 256  # points a request
+_META_ID = "0" * 32
+Kind = Literal["sentences", "passages", "articles"]
+Using = Literal["dense", "words"]
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+
+
+# -- names and ids --------------------------------------------------------------------------
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password and any key or token in its query replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = netloc.rsplit("@", 1)[1]
+        netloc = f"{user}:***@{host}"
+    elif "@" in netloc:  # a bare user part may itself be a key
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = urlencode(
+        [
+            (k, "***" if re.search(r"key|token|secret|pass", k, re.I) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def article_key(article_id: str) -> str:
+    """An article's 16 hex digits in its points' ids (qabot's ids are these already)."""
+    if _HEX16.fullmatch(article_id):
+        return article_id
+    return f"{zlib.crc32(article_id.encode()):08x}{zlib.adler32(article_id.encode()):08x}"
+
+
+def point_id(article_id: str, index: int) -> str:
+    """A unit's point id: a UUID of its article's key and its index there, so the same
+    sentence of the same article version is always the same point."""
+    return f"{article_key(article_id)}{index:016x}"
+
+
+def term(word: str) -> int:
+    """A `tokenize`d word's number in the sparse vectors."""
+    return zlib.crc32(word.encode("utf-8"))
+
+
+def term_weights(words: list[str], avgdl: float) -> tuple[list[int], list[float]]:
+    """A document's sparse vector: BM25's term frequency part of each distinct word, the
+    IDF left to Qdrant (the `words` vector's modifier)."""
+    counts: dict[int, int] = {}
+    for w in words:
+        t = term(w)
+        counts[t] = counts.get(t, 0) + 1
+    norm = K1 * (1.0 - B + B * len(words) / max(avgdl, 1e-9))
+    return list(counts), [c * (K1 + 1.0) / (c + norm) for c in counts.values()]
+
+
+# -- transports -----------------------------------------------------------------------------
+
+
+@dataclass
+class Point:
+    id: str
+    dense: list[float]
+    words: tuple[list[int], list[float]] | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Search:
+    """One query: nearest by `using`, at most `limit`, within `tenants` (None: all) and
+    `ids` (None: all; given, the scores are exact)."""
+
+    using: Using
+    vector: list[float] | tuple[list[int], list[float]]
+    limit: int
+    tenants: tuple[str, ...] | None = None
+    ids: list[str] | None = None
+    with_words: bool = False
+
+
+@dataclass
+class Hit:
+    id: str  # 32 hex digits
+    score: float = 0.0
+    payload: dict[str, Any] | None = None
+    dense: list[float] | None = None
+    words: tuple[list[int], list[float]] | None = None
+
+
+class Transport(Protocol):
+    """What qabot asks of a Qdrant, over three kinds of points (`Kind`)."""
+
+    where: str  # the URL with its credentials masked, for messages
+
+    def ready(self) -> bool:
+        """Whether the three collections exist."""
+        ...
+
+    def create(self, dim: int) -> None:
+        """(Re)create the three collections, empty."""
+        ...
+
+    def upsert(self, kind: Kind, points: list[Point]) -> None: ...
+
+    def delete_ids(self, kind: Kind, ids: list[str]) -> None: ...
+
+    def delete_articles(self, kind: Kind, article_ids: list[str]) -> None: ...
+
+    def search(self, kind: Kind, searches: list[Search]) -> list[list[Hit]]: ...
+
+    def retrieve(self, kind: Kind, ids: list[str], vectors: list[Using]) -> list[Hit]: ...
+
+    def scroll(self, kind: Kind) -> Iterator[Hit]:
+        """Every point, with its payload."""
+        ...
+
+    def count(self, kind: Kind) -> int: ...
+
+    def settle(self) -> None:
+        """Build the engine's indexes over what was written (edge: in this process)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _failure(where: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> SearchBackendError:
+    """A one-line error for a Qdrant call that failed, credentials masked."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    down = re.search(
+        r"refused|connect|timed out|timeout|unreachable|resolve|name or service", text, re.I
+    )
+    what = "is not answering" if down else "failed"
+    return SearchBackendError(
+        f"Qdrant at {where} {what} ({type(exc).__name__}: {text[:300]}); check "
+        "QABOT_QDRANT_URL and QABOT_QDRANT_API_KEY, and that the server is up"
+    )
+
+
+def _hex(point: Any) -> str:
+    """A point id as qabot writes it (32 hex digits), from a UUID or its string."""
+    hexed = getattr(point, "hex", None)
+    if isinstance(hexed, str):
+        return hexed
+    return str(point).replace("-", "")
+
+
+class EdgeTransport:
+    """Qdrant's engine in this process (qdrant-edge-py): one shard folder per kind under
+    `folder`. A shard folder can be open once per machine; this process shares its one."""
+
+    _open: ClassVar[dict[Path, EdgeTransport]] = {}
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.where = f"edge://{folder}"
+        self._shards: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def at(cls, folder: Path) -> EdgeTransport:
+        """The transport on this folder, shared by everything in this process."""
+        folder = folder.resolve()
+        with cls._open_lock:
+            if folder not in cls._open:
+                cls._open[folder] = cls(folder)
+            return cls._open[folder]
+
+    def _edge(self) -> Any:
+        try:
+            import qdrant_edge
+        except ImportError as exc:
+            raise SearchBackendError(
+                "QABOT_QDRANT_URL names Qdrant's in-process engine, which is not installed; "
+                "pip install qdrant-edge-py"
+            ) from exc
+        return qdrant_edge
+
+    def _shard(self, kind: Kind) -> Any:
+        shard = self._shards.get(kind)
+        if shard is None:
+            with self._lock:
+                shard = self._shards.get(kind)
+                if shard is None:
+                    path = self.folder / kind
+                    if not (path / "edge_config.json").exists():
+                        raise SearchBackendError(f"no Qdrant collections at {self.where} yet")
+                    shard = self._call(lambda: self._edge().EdgeShard.load(str(path)))
+                    self._shards[kind] = shard
+        return shard
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except SearchBackendError:
+            raise
+        except Exception as exc:  # the engine's errors are plain Exceptions
+            raise _failure(self.where, exc) from exc
+
+    def ready(self) -> bool:
+        return all((self.folder / k / "edge_config.json").exists() for k in _KINDS)
+
+    def create(self, dim: int) -> None:
+        q = self._edge()
+        with self._lock:
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+            for kind in _KINDS:
+                path = self.folder / kind
+                shutil.rmtree(path, ignore_errors=True)
+                path.mkdir(parents=True)
+                if kind == "articles":
+                    config = q.EdgeConfig(
+                        vectors={"dense": q.EdgeVectorParams(size=1, distance=q.Distance.Dot)}
+                    )
+                else:
+                    config = q.EdgeConfig(
+                        vectors={"dense": q.EdgeVectorParams(size=dim, distance=q.Distance.Dot)},
+                        sparse_vectors={"words": q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+                        hnsw_config=q.HnswIndexConfig(
+                            m=16, ef_construct=100, full_scan_threshold=10_000, payload_m=16
+                        ),
+                    )
+                shard = self._call(lambda p=path, c=config: q.EdgeShard.create(str(p), c))
+                shard.update(
+                    q.UpdateOperation.create_field_index(
+                        "tenant", q.KeywordIndexParams(is_tenant=True)
+                    )
+                )
+                shard.update(
+                    q.UpdateOperation.create_field_index("article", q.PayloadSchemaType.Keyword)
+                )
+                self._shards[kind] = shard
+
+    def upsert(self, kind: Kind, points: list[Point]) -> None:
+        q = self._edge()
+        edge_points = []
+        for p in points:
+            vector: dict[str, Any] = {"dense": p.dense}
+            if p.words is not None:
+                vector["words"] = q.SparseVector(*p.words)
+            edge_points.append(q.Point(p.id, vector, p.payload))
+        shard = self._shard(kind)
+        self._call(lambda: shard.update(q.UpdateOperation.upsert_points(edge_points)))
+
+    def delete_ids(self, kind: Kind, ids: list[str]) -> None:
+        q = self._edge()
+        shard = self._shard(kind)
+        self._call(lambda: shard.update(q.UpdateOperation.delete_points(ids)))
+
+    def delete_articles(self, kind: Kind, article_ids: list[str]) -> None:
+        q = self._edge()
+        where = q.Filter(must=[q.FieldCondition("article", match=q.MatchAny(article_ids))])
+        shard = self._shard(kind)
+        self._call(lambda: shard.update(q.UpdateOperation.delete_points_by_filter(where)))
+
+    def _request(self, s: Search) -> Any:
+        q = self._edge()
+        must: list[Any] = []
+        if s.tenants is not None:
+            must.append(q.FieldCondition("tenant", match=q.MatchAny(list(s.tenants))))
+        if s.ids is not None:
+            must.append(q.HasIdCondition(set(s.ids)))
+        vector = q.SparseVector(*s.vector) if isinstance(s.vector, tuple) else s.vector
+        return q.QueryRequest(
+            limit=s.limit,
+            query=q.Query.Nearest(vector, using=s.using),
+            filter=q.Filter(must=must) if must else None,
+            params=q.SearchParams(exact=True) if s.ids is not None else None,
+            with_vector=["words"] if s.with_words else None,
+            with_payload=False,
+        )
+
+    def search(self, kind: Kind, searches: list[Search]) -> list[list[Hit]]:
+        q = self._edge()
+        shard = self._shard(kind)
+        if len(searches) == 1:
+            found = [self._call(lambda: shard.query(self._request(searches[0])))]
+        else:
+            batch = q.QueryBatchRequest([self._request(s) for s in searches])
+            found = self._call(lambda: shard.query_batch(batch))
+        return [[_edge_hit(p) for p in points] for points in found]
+
+    def retrieve(self, kind: Kind, ids: list[str], vectors: list[Using]) -> list[Hit]:
+        shard = self._shard(kind)
+        found = self._call(lambda: shard.retrieve(ids, True, list(vectors) or False))
+        return [_edge_hit(r) for r in found]
+
+    def scroll(self, kind: Kind) -> Iterator[Hit]:
+        q = self._edge()
+        shard = self._shard(kind)
+        offset = None
+        while True:
+            request = q.ScrollRequest(offset=offset, limit=1024, with_payload=True)
+            records, offset = self._call(lambda r=request: shard.scroll(r))
+            yield from (_edge_hit(r) for r in records)
+            if offset is None:
+                return
+
+    def count(self, kind: Kind) -> int:
+        q = self._edge()
+        shard = self._shard(kind)
+        return int(self._call(lambda: shard.count(q.CountRequest(exact=True))))
+
+    def settle(self) -> None:
+        for kind in _KINDS:
+            shard = self._shard(kind)
+            self._call(shard.optimize)
+            self._call(shard.flush)
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+        with self._open_lock:
+            self._open.pop(self.folder, None)
+
+
+def _edge_hit(p: Any) -> Hit:
+    vector = p.vector or {}
+    sparse = vector.get("words") if isinstance(vector, dict) else None
+    dense = vector.get("dense") if isinstance(vector, dict) else None
+    return Hit(
+        id=_hex(p.id),
+        score=float(getattr(p, "score", 0.0)),
+        payload=p.payload,
+        dense=dense,
+        words=None if sparse is None else (list(sparse.indices), list(sparse.values)),
+    )
+
+
+_KINDS: tuple[Kind, Kind, Kind] = ("sentences", "passages", "articles")
+
+
+class ClientTransport:
+    """A Qdrant server through qdrant-client (or the client's local mode, for tests): the
+    collections `{prefix}_sentences`, `{prefix}_passages`, `{prefix}_articles`."""
+
+    def __init__(
+        self, client: Any, *, prefix: str = "qabot", where: str, secrets: tuple[str, ...] = ()
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.where = where
+        self._secrets = secrets
+
+    @classmethod
+    def connect(
+        cls, url: str, api_key: str | None, prefix: str, *, timeout: float = 10.0
+    ) -> ClientTransport:
+        try:
+            from qdrant_client import QdrantClient
+        except ImportError as exc:
+            raise SearchBackendError(
+                "QABOT_QDRANT_URL names a Qdrant server, but qdrant-client is not installed; "
+                "pip install qdrant-client"
+            ) from exc
+        parts = urlsplit(url)
+        secrets = tuple(s for s in (api_key, parts.password) if s)
+        where = mask_url(url)
+        try:
+            client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+        except Exception as exc:
+            raise _failure(where, exc, secrets) from exc
+        return cls(client, prefix=prefix, where=where, secrets=secrets)
+
+    def _name(self, kind: Kind) -> str:
+        return f"{self.prefix}_{kind}"
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            raise _failure(self.where, exc, self._secrets) from exc
+
+    def ready(self) -> bool:
+        return all(
+            self._call(lambda k=k: self.client.collection_exists(self._name(k))) for k in _KINDS
+        )
+
+    def create(self, dim: int) -> None:
+        from qdrant_client import models as m
+
+        for kind in _KINDS:
+            name = self._name(kind)
+            if self._call(lambda n=name: self.client.collection_exists(n)):
+                self._call(lambda n=name: self.client.delete_collection(n))
+            size = 1 if kind == "articles" else dim
+            sparse = (
+                None
+                if kind == "articles"
+                else {"words": m.SparseVectorParams(modifier=m.Modifier.IDF)}
+            )
+            self._call(
+                lambda n=name, s=size, sp=sparse: self.client.create_collection(
+                    n,
+                    vectors_config={"dense": m.VectorParams(size=s, distance=m.Distance.DOT)},
+                    sparse_vectors_config=sp,
+                    hnsw_config=m.HnswConfigDiff(m=16, payload_m=16),
+                )
+            )
+            with _quiet_local_mode():
+                self._call(
+                    lambda n=name: self.client.create_payload_index(
+                        n,
+                        "tenant",
+                        m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True),
+                    )
+                )
+                self._call(
+                    lambda n=name: self.client.create_payload_index(
+                        n, "article", m.PayloadSchemaType.KEYWORD
+                    )
+                )
+
+    def upsert(self, kind: Kind, points: list[Point]) -> None:
+        from qdrant_client import models as m
+
+        structs = []
+        for p in points:
+            vector: dict[str, Any] = {"dense": p.dense}
+            if p.words is not None:
+                vector["words"] = m.SparseVector(indices=p.words[0], values=p.words[1])
+            structs.append(m.PointStruct(id=p.id, vector=vector, payload=p.payload))
+        self._call(lambda: self.client.upsert(self._name(kind), points=structs, wait=True))
+
+    def delete_ids(self, kind: Kind, ids: list[str]) -> None:
+        from qdrant_client import models as m
+
+        selector = m.PointIdsList(points=list(ids))
+        self._call(
+            lambda: self.client.delete(self._name(kind), points_selector=selector, wait=True)
+        )
+
+    def delete_articles(self, kind: Kind, article_ids: list[str]) -> None:
+        from qdrant_client import models as m
+
+        selector = m.FilterSelector(
+            filter=m.Filter(
+                must=[m.FieldCondition(key="article", match=m.MatchAny(any=list(article_ids)))]
+            )
+        )
+        self._call(
+            lambda: self.client.delete(self._name(kind), points_selector=selector, wait=True)
+        )
+
+    def search(self, kind: Kind, searches: list[Search]) -> list[list[Hit]]:
+        from qdrant_client import models as m
+
+        requests = []
+        for s in searches:
+            must: list[Any] = []
+            if s.tenants is not None:
+                must.append(m.FieldCondition(key="tenant", match=m.MatchAny(any=list(s.tenants))))
+            if s.ids is not None:
+                must.append(m.HasIdCondition(has_id=list(s.ids)))
+            vector = (
+                m.SparseVector(indices=s.vector[0], values=s.vector[1])
+                if isinstance(s.vector, tuple)
+                else s.vector
+            )
+            requests.append(
+                m.QueryRequest(
+                    query=vector,
+                    using=s.using,
+                    limit=s.limit,
+                    filter=m.Filter(must=must) if must else None,
+                    params=m.SearchParams(exact=True) if s.ids is not None else None,
+                    with_vector=["words"] if s.with_words else False,
+                    with_payload=False,
+                )
+            )
+        with _quiet_local_mode():
+            found = self._call(
+                lambda: self.client.query_batch_points(self._name(kind), requests=requests)
+            )
+        return [[_client_hit(p) for p in response.points] for response in found]
+
+    def retrieve(self, kind: Kind, ids: list[str], vectors: list[Using]) -> list[Hit]:
+        found = self._call(
+            lambda: self.client.retrieve(
+                self._name(kind),
+                ids=list(ids),
+                with_payload=True,
+                with_vectors=list(vectors) or False,
+            )
+        )
+        return [_client_hit(r) for r in found]
+
+    def scroll(self, kind: Kind) -> Iterator[Hit]:
+        offset = None
+        while True:
+            records, offset = self._call(
+                lambda o=offset: self.client.scroll(
+                    self._name(kind), limit=1024, offset=o, with_payload=True, with_vectors=False
+                )
+            )
+            yield from (_client_hit(r) for r in records)
+            if offset is None:
+                return
+
+    def count(self, kind: Kind) -> int:
+        return int(self._call(lambda: self.client.count(self._name(kind), exact=True).count))
+
+    def settle(self) -> None:
+        pass  # a server optimizes in the background
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception as exc:  # closing a client to a server gone away
+            log.debug("closing the Qdrant client: %s", exc)
+
+
+def _client_hit(p: Any) -> Hit:
+    vector = p.vector if isinstance(p.vector, dict) else {}
+    sparse = vector.get("words")
+    dense = vector.get("dense")
+    return Hit(
+        id=_hex(p.id),
+        score=float(getattr(p, "score", 0.0) or 0.0),
+        payload=p.payload,
+        dense=dense,
+        words=None if sparse is None else (list(sparse.indices), list(sparse.values)),
+    )
+
+
+@contextlib.contextmanager
+def _quiet_local_mode() -> Iterator[None]:
+    """qdrant-client's local mode warns that payload indexes and search params do nothing
+    there; true, and beside the point of its tests."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(local Qdrant|Local mode).*")
+        yield
+
+
+def open_transport(url: str, api_key: str | None, prefix: str, data_dir: Path) -> Transport:
+    """The transport `QABOT_QDRANT_URL` names: `edge:` (the data folder's `qdrant-edge`),
+    `edge:///absolute/folder`, or a server's `http(s)://host:port`."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "edge":
+        rest = url[len("edge:") :]
+        path = rest[2:] if rest.startswith("//") else rest
+        folder = Path(path) if path else data_dir / "qdrant-edge"
+        if not folder.is_absolute():
+            raise SearchBackendError(
+                f"QABOT_QDRANT_URL {url!r} names a relative folder; write edge:///absolute/path "
+                "or just edge: for the data folder"
+            )
+        return EdgeTransport.at(folder)
+    if scheme in ("http", "https"):
+        return ClientTransport.connect(url, api_key, prefix)
+    raise SearchBackendError(
+        f"QABOT_QDRANT_URL {mask_url(url)!r} is not a Qdrant URL; use http(s)://host:6333 for "
+        "a server or edge: (edge:///folder) for Qdrant's engine in this process"
+    )
+
+
+# -- the seams over Qdrant ------------------------------------------------------------------
+
+
+class PointKeys:
+    """Positions of one unit's index order and the ids of their points, both ways."""
+
+    def __init__(
+        self,
+        article_keys: list[str],
+        key_position: dict[str, int],
+        article: np.ndarray,
+        index: np.ndarray,
+    ) -> None:
+        self._article_keys = article_keys
+        self._key_position = key_position  # article key -> article position
+        self._article = np.asarray(article, dtype=np.int64)
+        self._index = np.asarray(index, dtype=np.int64)
+        composite = (self._article << 32) | self._index
+        self._order = np.argsort(composite, kind="stable")
+        self._sorted = composite[self._order]
+
+    def __len__(self) -> int:
+        return len(self._article)
+
+    def ids(self, positions: np.ndarray) -> list[str]:
+        keys = self._article_keys
+        return [
+            f"{keys[a]}{i:016x}"
+            for a, i in zip(
+                self._article[positions].tolist(), self._index[positions].tolist(), strict=True
+            )
+        ]
+
+    def positions(self, ids: list[str]) -> np.ndarray:
+        """The positions of these points (-1 where this generation does not hold one)."""
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        known = self._key_position
+        article = np.asarray([known.get(h[:16], -1) for h in ids], dtype=np.int64)
+        index = np.asarray([int(h[16:], 16) for h in ids], dtype=np.int64)
+        wanted = (article << 32) | index
+        slot = np.minimum(np.searchsorted(self._sorted, wanted), max(len(self._sorted) - 1, 0))
+        if len(self._sorted) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        found = (self._sorted[slot] == wanted) & (article >= 0)
+        return np.where(found, self._order[slot], -1).astype(np.int64)
+
+
+def _tenants(allowed: Allowed | None) -> tuple[str, ...] | None:
+    return None if allowed is None else allowed.collections
+
+
+def _scored(keys: PointKeys, hits: list[Hit], positions: np.ndarray) -> np.ndarray:
+    """The hits' scores at these positions (0 where there was none)."""
+    out = np.zeros(len(positions), dtype=np.float32)
+    if not hits:
+        return out
+    at = keys.positions([h.id for h in hits])
+    where = {int(p): h.score for p, h in zip(at.tolist(), hits, strict=True) if p >= 0}
+    for slot, p in enumerate(positions.tolist()):
+        out[slot] = where.get(int(p), 0.0)
+    return out
+
+
+class QdrantVectors:
+    """`VectorIndex` over one unit's points in Qdrant."""
+
+    def __init__(self, transport: Transport, kind: Unit, keys: PointKeys, dim: int) -> None:
+        self.transport = transport
+        self.kind: Unit = kind
+        self.keys = keys
+        self.dim = dim
+
+    def nearest(self, query: np.ndarray, k: int, allowed: Allowed | None = None) -> np.ndarray:
+        if k <= 0 or (allowed is not None and not allowed.collections):
+            return np.zeros(0, dtype=np.int64)
+        search = Search("dense", np.asarray(query, dtype=np.float32).tolist(), k, _tenants(allowed))
+        (hits,) = self.transport.search(self.kind, [search])
+        found = self.keys.positions([h.id for h in hits])
+        return found[found >= 0]
+
+    def scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size == 0:
+            return np.zeros(0, dtype=np.float32)
+        ids = self.keys.ids(positions)
+        search = Search("dense", np.asarray(query, dtype=np.float32).tolist(), len(ids), ids=ids)
+        (hits,) = self.transport.search(self.kind, [search])
+        return _scored(self.keys, hits, positions)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros((len(positions), self.dim), dtype=np.float32)
+        if positions.size == 0:
+            return out
+        found = self.transport.retrieve(self.kind, self.keys.ids(positions), ["dense"])
+        slot = {h.id: h.dense for h in found}
+        for i, pid in enumerate(self.keys.ids(positions)):
+            vec = slot.get(pid)
+            if vec is not None:
+                out[i] = vec
+        return out
+
+
+class QdrantWords:
+    """`LexicalIndex` over one unit's sparse vectors in Qdrant: qabot's tokens and BM25,
+    the IDF Qdrant's own (read back per word, once a generation, from the best match of
+    that word alone: score / stored weight)."""
+
+    def __init__(self, transport: Transport, kind: Unit, keys: PointKeys, documents: int) -> None:
+        self.transport = transport
+        self.kind: Unit = kind
+        self.keys = keys
+        self.documents = documents
+        self._idf: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def idf(self, terms: list[int]) -> list[float]:
+        """These terms' IDF in Qdrant (0 for a term no document holds)."""
+        missing = sorted({t for t in terms if t not in self._idf})
+        if missing:
+            probes = [Search("words", ([t], [1.0]), 1, with_words=True) for t in missing]
+            found = self.transport.search(self.kind, probes)
+            learnt = {}
+            for t, hits in zip(missing, found, strict=True):
+                value = 0.0
+                if hits and hits[0].words is not None:
+                    indices, values = hits[0].words
+                    weight = dict(zip(indices, values, strict=True)).get(t, 0.0)
+                    value = hits[0].score / weight if weight > 0 else 0.0
+                learnt[t] = value
+            with self._lock:
+                self._idf.update(learnt)
+        known = self._idf
+        return [known[t] for t in terms]
+
+    def terms(self, words: list[str]) -> list[int]:
+        numbers = [term(w) for w in words]
+        return [t for t, idf in zip(numbers, self.idf(numbers), strict=True) if idf > 0]
+
+    def query_terms(self, query: str) -> list[int]:
+        return self.terms(tokenize(query))
+
+    def matches(self, terms: list[int], allowed: Allowed | None = None) -> Matches:
+        return QdrantMatches(self, terms, allowed)
+
+    def max_score(self, terms: list[int]) -> float:
+        return float(sum(self.idf(terms)) * (K1 + 1.0))
+
+    def unknown_share(self, words: list[str]) -> float:
+        toks = sorted(set(words))
+        if not toks or self.documents == 0:
+            return 0.0
+        # The rarest word a document could hold: in one document (BM25's idf at df = 1).
+        rarest = math.log1p((self.documents - 1 + 0.5) / 1.5)
+        idf = self.idf([term(w) for w in toks])
+        weights = [v if v > 0 else rarest for v in idf]
+        unknown = sum(w for w, v in zip(weights, idf, strict=True) if v <= 0)
+        return unknown / max(sum(weights), 1e-9)
+
+
+class QdrantMatches:
+    """One query's matches in Qdrant: candidates by a sparse search, exact scores of given
+    documents by the same search limited to their ids."""
+
+    def __init__(self, words: QdrantWords, terms: list[int], allowed: Allowed | None) -> None:
+        self.words = words
+        counts: dict[int, int] = {}
+        for t in terms:
+            counts[t] = counts.get(t, 0) + 1
+        self._vector = (list(counts), [float(c) for c in counts.values()])
+        self._allowed = allowed
+
+    def _empty(self) -> bool:
+        return not self._vector[0] or (self._allowed is not None and not self._allowed.collections)
+
+    def top(self, k: int) -> np.ndarray:
+        if k <= 0 or self._empty():
+            return np.zeros(0, dtype=np.int64)
+        search = Search("words", self._vector, k, _tenants(self._allowed))
+        (hits,) = self.words.transport.search(self.words.kind, [search])
+        found = self.words.keys.positions([h.id for h in hits])
+        return found[found >= 0]
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size == 0 or self._empty():
+            return np.zeros(len(positions), dtype=np.float32)
+        ids = self.words.keys.ids(positions)
+        search = Search("words", self._vector, len(ids), ids=ids)
+        (hits,) = self.words.transport.search(self.words.kind, [search])
+        out = _scored(self.words.keys, hits, positions)
+        if self._allowed is not None:
+            out[~self._allowed.mask[positions]] = 0.0
+        return out
+
+
+class SampleWords:
+    """The stored sparse vectors of the z-scores' sample, scored with Qdrant's IDF
+    (`SampleScores`)."""
+
+    def __init__(
+        self, words: QdrantWords, vectors: list[tuple[list[int], list[float]] | None]
+    ) -> None:
+        self.words = words
+        self.size = len(vectors)
+        columns: dict[int, tuple[list[int], list[float]]] = {}
+        for row, vector in enumerate(vectors):
+            if vector is None:
+                continue
+            for t, w in zip(*vector, strict=True):
+                rows, weights = columns.setdefault(t, ([], []))
+                rows.append(row)
+                weights.append(w)
+        self._columns = {
+            t: (np.asarray(r, dtype=np.int64), np.asarray(w, dtype=np.float32))
+            for t, (r, w) in columns.items()
+        }
+
+    def scores(self, terms: list[int]) -> np.ndarray:
+        out = np.zeros(self.size, dtype=np.float32)
+        for t, idf in zip(terms, self.words.idf(terms), strict=True):
+            column = self._columns.get(t)
+            if column is not None:
+                out[column[0]] += np.float32(idf) * column[1]
+        return out
+
+
+# -- building and syncing -------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """One article's units as written: counts and total lengths, per unit."""
+
+    collection: str
+    counts: dict[str, int] = field(default_factory=lambda: {"sentences": 0, "passages": 0})
+    lengths: dict[str, int] = field(default_factory=lambda: {"sentences": 0, "passages": 0})
+
+    def payload(self, article_id: str) -> dict[str, Any]:
+        return {
+            "kind": "article",
+            "article": article_id,
+            "tenant": self.collection,
+            "counts": self.counts,
+            "lengths": self.lengths,
+        }
+
+
+class _Sync:
+    """One generation's sync of Qdrant with a store snapshot (see the module's docstring)."""
+
+    def __init__(self, transport: Transport, snap: Snapshot, *, full: bool = False) -> None:
+        self.transport = transport
+        self.snap = snap
+        self.full = full
+        self.needed = True
+        self.add: dict[str, str] = {}  # article id -> collection
+        self.tallies: dict[str, _Tally] = {}
+        self.kept: dict[str, dict[str, Any]] = {}
+        self.avgdl: dict[str, float] = {}
+        self.meta: dict[str, Any] | None = None
+        self._buffer: dict[str, list[Point]] = {"sentences": [], "passages": []}
+        self.written = 0
+        self.removed = 0
+
+    def _compatible(self, meta: dict[str, Any] | None) -> bool:
+        return meta is not None and (
+            meta.get("version"),
+            meta.get("model"),
+            meta.get("dim"),
+            meta.get("k1"),
+            meta.get("b"),
+        ) == (LAYOUT_VERSION, self.snap.model, self.snap.dim, K1, B)
+
+    def prepare(self) -> None:
+        t = self.transport
+        meta = None
+        if t.ready():
+            found = t.retrieve("articles", [_META_ID], [])
+            meta = found[0].payload if found else None
+        if not self._compatible(meta):
+            if meta is not None:
+                log.warning("Qdrant at %s holds another layout or model; rebuilding it", t.where)
+            t.create(self.snap.dim)
+            self.full, meta = True, None
+        self.meta = meta
+        if not self.full and meta is not None and meta.get("generation") == self.snap.generation:
+            self.needed = False
+            return
+        markers = (
+            {}
+            if self.full
+            else {
+                h.payload["article"]: h.payload
+                for h in t.scroll("articles")
+                if h.payload and h.payload.get("kind") == "article"
+            }
+        )
+        articles = dict(self.snap.execute("SELECT id, collection FROM articles").fetchall())
+        gone = sorted(set(markers) - set(articles))
+        self.kept = {a: markers[a] for a in markers if a in articles}
+        self.add = {a: c for a, c in articles.items() if a not in self.kept}
+        if self.full or meta is None:
+            self.avgdl = self._lengths_now()
+        else:
+            self.avgdl = {u: float(meta["avgdl"][u]) for u in UNITS}
+        for start in range(0, len(gone), _BATCH):
+            part = gone[start : start + _BATCH]
+            for unit in UNITS:
+                t.delete_articles(unit, part)
+            t.delete_ids("articles", [point_id(a, 0) for a in part])  # after their points
+        self.removed = len(gone)
+
+    def _lengths_now(self) -> dict[str, float]:
+        """The store's average document length per unit, as BM25 counts it (a full build
+        only: it tokenises every text)."""
+        out: dict[str, float] = {}
+        for unit in UNITS:
+            total = n = 0
+            for title, text in self.snap.execute(
+                f"SELECT a.title, u.text FROM {unit} u JOIN articles a ON a.id = u.article_id"
+            ):
+                total += len(tokenize(unit_document(title, text)))
+                n += 1
+            out[unit] = total / n if n else 1.0
+        return out
+
+    def visit(self, unit: Unit, row: UnitRow) -> None:
+        """A unit row of the snapshot: written when its article is new to Qdrant."""
+        article_id, collection, title, text, idx, vec = (
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+        )
+        if article_id not in self.add:
+            return
+        words = tokenize(unit_document(title, text))
+        tally = self.tallies.setdefault(article_id, _Tally(collection))
+        tally.counts[unit] += 1
+        tally.lengths[unit] += len(words)
+        point = Point(
+            point_id(article_id, idx),
+            np.frombuffer(vec, dtype=np.float32).tolist(),
+            term_weights(words, self.avgdl[unit]),
+            {"tenant": collection, "article": article_id},
+        )
+        buffer = self._buffer[unit]
+        buffer.append(point)
+        if len(buffer) >= _BATCH:
+            self._flush(unit)
+
+    def _flush(self, unit: Unit) -> None:
+        buffer = self._buffer[unit]
+        if buffer:
+            self.transport.upsert(unit, buffer)
+            self.written += len(buffer)
+            self._buffer[unit] = []
+
+    def finish(self) -> None:
+        """Write what is left, the new articles' markers (after their points), and meta."""
+        if not self.needed:
+            return
+        for unit in UNITS:
+            self._flush(unit)
+        for a in self.add:
+            self.tallies.setdefault(a, _Tally(self.add[a]))
+        markers = [
+            Point(point_id(a, 0), [1.0], None, t.payload(a)) for a, t in self.tallies.items()
+        ]
+        for start in range(0, len(markers), _BATCH):
+            self.transport.upsert("articles", markers[start : start + _BATCH])
+        now = self._average_lengths()
+        drifted = any(
+            abs(now[u] / max(self.avgdl[u], 1e-9) - 1.0) > LENGTH_DRIFT for u in UNITS if now[u]
+        )
+        if drifted and not self.full:
+            log.info(
+                "average lengths moved from %s to %s: re-weighting every point", self.avgdl, now
+            )
+            again = _Sync(self.transport, self.snap, full=True)
+            again.avgdl, again.add = (
+                now,
+                {**{a: p["tenant"] for a, p in self.kept.items()}, **self.add},
+            )
+            for unit in UNITS:
+                for row in self.snap.iter_units(unit):
+                    again.visit(unit, row)
+            again.needed = True
+            again.kept = {}
+            again.finish()
+            return
+        self.transport.upsert(
+            "articles",
+            [
+                Point(
+                    _META_ID,
+                    [1.0],
+                    None,
+                    {
+                        "kind": "meta",
+                        "version": LAYOUT_VERSION,
+                        "model": self.snap.model,
+                        "dim": self.snap.dim,
+                        "k1": K1,
+                        "b": B,
+                        "avgdl": self.avgdl,
+                        "generation": self.snap.generation,
+                    },
+                )
+            ],
+        )
+        if self.written or self.removed:
+            self.transport.settle()
+
+    def _average_lengths(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for unit in UNITS:
+            n = sum(int(p["counts"][unit]) for p in self.kept.values())
+            total = sum(int(p["lengths"][unit]) for p in self.kept.values())
+            n += sum(t.counts[unit] for t in self.tallies.values())
+            total += sum(t.lengths[unit] for t in self.tallies.values())
+            out[unit] = total / n if n else 0.0
+        return out
+
+
+class QdrantIndexes:
+    """`IndexSource` over a Qdrant: each generation synced into it from the store, then
+    searched there (dense and lexical candidates, exact scores of given units)."""
+
+    name = "qdrant"
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def open(self, store: Store, folder: Path) -> Indexes:
+        started = time.perf_counter()
+        with store.snapshot() as snap:
+            sync = _Sync(self.transport, snap)
+            sync.prepare()
+            indexes = build_from_snapshot(
+                snap, local=False, visit=sync.visit if sync.needed else None
+            )
+            sync.finish()
+        synced = time.perf_counter()
+        self._attach(indexes, store.dim)
+        log.info(
+            "Qdrant at %s: generation %d, %d points written and %d articles removed in %.2fs, "
+            "sample read in %.2fs",
+            self.transport.where,
+            indexes.generation,
+            sync.written,
+            sync.removed,
+            synced - started,
+            time.perf_counter() - synced,
+        )
+        return indexes
+
+    def rebuild(self, store: Store) -> Indexes:
+        """Every point rewritten from the store (`qabot stats` shows the result)."""
+        self.transport.create(store.dim)
+        return self.open(store, Path())
+
+    def _attach(self, indexes: Indexes, dim: int) -> None:
+        keys = [article_key(a) for a in indexes.article_ids]
+        position = {k: i for i, k in enumerate(keys)}
+        for name in UNITS:
+            unit = getattr(indexes, name)
+            point_keys = PointKeys(keys, position, unit.article, unit.position)
+            unit.dense_index = QdrantVectors(self.transport, name, point_keys, dim)
+            unit.words_index = QdrantWords(self.transport, name, point_keys, len(unit.rowids))
+            unit.dense_info = {"kind": "qdrant", "n": len(unit.rowids)}
+        sample = stats_sample(len(indexes.sentences.rowids))
+        sampled = (sample, indexes.sentence_passage[sample].astype(np.int64))
+        vectors, rows = [], []
+        for name, positions in zip(UNITS, sampled, strict=True):
+            unit = getattr(indexes, name)
+            words = unit.words_index
+            assert isinstance(words, QdrantWords)
+            ids = words.keys.ids(positions)
+            found: dict[str, Hit] = {}
+            for start in range(0, len(ids), 1024):
+                part = ids[start : start + 1024]
+                found.update(
+                    (h.id, h) for h in self.transport.retrieve(name, part, ["dense", "words"])
+                )
+            matrix = np.zeros((len(ids), dim), dtype=np.float32)
+            sparse: list[tuple[list[int], list[float]] | None] = []
+            for i, pid in enumerate(ids):
+                hit = found.get(pid)
+                if hit is not None and hit.dense is not None:
+                    matrix[i] = hit.dense
+                sparse.append(None if hit is None else hit.words)
+            vectors.append(matrix)
+            rows.append(SampleWords(words, sparse))
+        indexes.sample_vectors = (vectors[0], vectors[1])
+        indexes.sample_rows = (rows[0], rows[1])
+
+    def describe(self, store: Store, folder: Path) -> dict[str, str]:
+        out = {"search": f"qdrant at {self.transport.where}"}
+        try:
+            if not self.transport.ready():
+                out["qdrant"] = "answering; not built yet (built by the next ask)"
+                return out
+            found = self.transport.retrieve("articles", [_META_ID], [])
+            meta = found[0].payload if found and found[0].payload else {}
+            counts = {k: self.transport.count(k) for k in UNITS}
+        except SearchBackendError as exc:
+            out["qdrant"] = f"NOT ANSWERING: {exc}"
+            return out
+        state = (
+            "up to date"
+            if meta.get("generation") == store.generation
+            else f"at change {meta.get('generation')} (synced by the next ask)"
+        )
+        out["qdrant"] = (
+            f"answering; {counts['sentences']:,} sentence and {counts['passages']:,} passage "
+            f"points, {state}"
+        )
+        return out
+
+    def close(self) -> None:
+        self.transport.close()
