@@ -18,9 +18,9 @@ from retriever.scoring import Ranked, score_hybrid
 from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
 from store.db import Store
+from store.indexes.bm25 import tokenize
 from store.ingest import Ingestor
 from store.models import RawArticle
-from store.indexes.bm25 import tokenize
 from tests.doubles import HashingEmbedder
 from tests.engines import ALL_BACKENDS, index_source
 
