@@ -67,9 +67,7 @@ def gather(
         pools.append(sents.nearest(qvec, sentence_depth, s_allowed))
     if by_passage:
         assert p_bm is not None and qvec is not None
-        top_p = np.union1d(
-            p_bm.top(passage_depth), passes.nearest(qvec, passage_depth, p_allowed)
-        )
+        top_p = np.union1d(p_bm.top(passage_depth), passes.nearest(qvec, passage_depth, p_allowed))
         pools.append(snapshot.members(top_p)[0])
     cand = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
     if sent_ok is not None:
