@@ -452,8 +452,14 @@ class ClientTransport:
         parts = urlsplit(url)
         secrets = tuple(s for s in (api_key, parts.password) if s)
         where = mask_url(url)
+        if api_key and parts.scheme == "http":
+            log.warning("sending the Qdrant API key to %s over plain http", where)
         try:
-            client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Api key is used with an insecure")
+                client = QdrantClient(
+                    url=url, api_key=api_key, timeout=int(timeout), check_compatibility=False
+                )
         except Exception as exc:
             raise _failure(where, exc, secrets) from exc
         return cls(client, prefix=prefix, where=where, secrets=secrets)
@@ -1072,6 +1078,8 @@ class QdrantIndexes:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        # What the last sync wrote and removed (points, articles), for tests and logs.
+        self.last_sync: dict[str, int] = {}
 
     def open(self, store: Store, folder: Path) -> Indexes:
         started = time.perf_counter()
@@ -1083,6 +1091,7 @@ class QdrantIndexes:
             )
             sync.finish()
         synced = time.perf_counter()
+        self.last_sync = {"written": sync.written, "removed": sync.removed}
         self._attach(indexes, store.dim)
         log.info(
             "Qdrant at %s: generation %d, %d points written and %d articles removed in %.2fs, "
