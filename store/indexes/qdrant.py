@@ -906,6 +906,7 @@ class _Sync:
         self._buffer: dict[str, list[Point]] = {"sentences": [], "passages": []}
         self.written = 0
         self.removed = 0
+        self.reweighted = False  # every point rewritten for a new average length
 
     def _compatible(self, meta: dict[str, Any] | None) -> bool:
         return meta is not None and (
@@ -1032,9 +1033,9 @@ class _Sync:
             for unit in UNITS:
                 for row in self.snap.iter_units(unit):
                     again.visit(unit, row)
-            again.needed = True
-            again.kept = {}
             again.finish()
+            self.written += again.written
+            self.reweighted = True
             return
         self.transport.upsert(
             "articles",
@@ -1091,7 +1092,11 @@ class QdrantIndexes:
             )
             sync.finish()
         synced = time.perf_counter()
-        self.last_sync = {"written": sync.written, "removed": sync.removed}
+        self.last_sync = {
+            "written": sync.written,
+            "removed": sync.removed,
+            "reweighted": int(sync.reweighted or sync.full),
+        }
         self._attach(indexes, store.dim)
         log.info(
             "Qdrant at %s: generation %d, %d points written and %d articles removed in %.2fs, "

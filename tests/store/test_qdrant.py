@@ -72,11 +72,10 @@ def _article(key: str, title: str, text: str) -> RawArticle:
     return RawArticle(key=key, title=title, text=text, pre_cleaned=True)
 
 
-BRIDGE = _article(
-    "bridge", "Harwick footbridge", "Maria Olsen replaced every cable of the Harwick span."
-)
+# Of one length (7 words each), so that forgetting one leaves the average length as it was.
+BRIDGE = _article("bridge", "Harwick footbridge", "Maria Olsen replaced every cable.")
 FERRY = _article("ferry", "Island ferry", "The island ferry resumed sailing in April.")
-MARKET = _article("market", "Market", "The fish market opens on Fridays at dawn.")
+MARKET = _article("market", "Market", "The fish market opens on Fridays and Sundays at dawn.")
 
 
 def _store(tmp_path: Path) -> tuple[Store, Ingestor]:
@@ -113,17 +112,17 @@ def test_points_follow_the_store_article_by_article(tmp_path: Path) -> None:
     assert _first(retriever, "Who replaced every cable?").startswith("Maria Olsen")
     # Two articles of one sentence and one passage each, two markers and the meta point.
     assert _points(source.transport) == {"sentences": 2, "passages": 2, "articles": 3}
-    assert source.last_sync == {"written": 4, "removed": 0}
+    assert source.last_sync == {"written": 4, "removed": 0, "reweighted": 1}  # new
 
     ingest.ingest([MARKET], collection="harbour")  # only the new article is written
     assert _first(retriever, "fish market Fridays dawn").startswith("The fish market")
-    assert source.last_sync == {"written": 2, "removed": 0}
+    assert source.last_sync == {"written": 2, "removed": 0, "reweighted": 0}
     answer = retriever.ask("fish market Fridays dawn", k=3, collections=["town"])
     assert all("market" not in a.text for a in answer.answers)  # the tenant filter holds
 
     store.forget("bridge")  # its points go, the others stay
     assert "Maria Olsen" not in _first(retriever, "Who replaced every cable?")
-    assert source.last_sync == {"written": 0, "removed": 1}
+    assert source.last_sync == {"written": 0, "removed": 1, "reweighted": 0}
     assert _points(source.transport) == {"sentences": 2, "passages": 2, "articles": 3}
 
 
@@ -175,6 +174,26 @@ def test_qdrant_answers_as_the_local_indexes_do(tmp_path: Path) -> None:
         mine, theirs = local.rank([question])[0], qdrant.rank([question])[0]
         assert mine.positions.tolist() == theirs.positions.tolist()
         assert np.allclose(mine.scores, theirs.scores, atol=1e-4)
+
+
+def test_when_the_average_length_moves_every_point_is_reweighted_as_bm25_weighs_it(
+    tmp_path: Path,
+) -> None:
+    store, ingest = _store(tmp_path)
+    ingest.ingest([FERRY])  # short documents: the average length the points start with
+    source = index_source("qdrant-edge", tmp_path)
+    assert isinstance(source, QdrantIndexes)
+    qdrant = _retriever(store, source, tmp_path)
+    local = Retriever(store, HashingEmbedder(), tmp_path / "index")
+    qdrant.ask("ferry")
+    long = " ".join(f"The harbour crane {n} lifted crates of timber and steel." for n in range(9))
+    ingest.ingest([_article("crane", "Harbour cranes", long), MARKET])
+    question = "ferry crane timber market"
+    assert qdrant.rank([question], mode="bm25")[0].positions.size > 0
+    assert source.last_sync["reweighted"] == 1
+    mine, theirs = local.rank([question], mode="bm25")[0], qdrant.rank([question], mode="bm25")[0]
+    assert mine.positions.tolist() == theirs.positions.tolist()
+    assert np.allclose(mine.scores, theirs.scores, rtol=1e-5)
 
 
 # -- URLs and a Qdrant that is down ---------------------------------------------------------
