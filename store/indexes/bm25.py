@@ -61,6 +61,11 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def count_tokens(text: str) -> int:
+    """len(tokenize(text)), without stemming (which drops no token): a document's length."""
+    return sum(1 for tok in _TOKEN.findall(text.lower()) if tok not in STOPWORDS)
+
+
 def fold(tok: str) -> str:
     """Plural and possessive endings only: "cities" -> "city", "boxes" -> "box"."""
     if len(tok) > 4 and tok.endswith("ies"):

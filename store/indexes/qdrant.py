@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from store.errors import SearchBackendError
-from store.indexes.bm25 import tokenize
+from store.indexes.bm25 import count_tokens, tokenize
 from store.indexes.build import (
     UNITS,
     Indexes,
@@ -965,7 +965,7 @@ class _Sync:
             for title, text in self.snap.execute(
                 f"SELECT a.title, u.text FROM {unit} u JOIN articles a ON a.id = u.article_id"
             ):
-                total += len(tokenize(unit_document(title, text)))
+                total += count_tokens(unit_document(title, text))
                 n += 1
             out[unit] = total / n if n else 1.0
         return out
