@@ -14,6 +14,7 @@ from bot.settings import Settings, make_private
 from retriever.retriever import Retriever, Weights
 from store.db import Store
 from store.embedding import DEFAULT_MODEL, Embedder, load_embedder, model_folder, numpy_runs
+from store.indexes.seams import IndexSource
 from store.ingest import Ingestor
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,19 @@ class App:
         return Store(self.settings.db_path, model=self.settings.model, dim=dim)
 
     @cached_property
+    def index_source(self) -> IndexSource:
+        """Where the search indexes live: the data folder, or the Qdrant QABOT_QDRANT_URL
+        names (with QABOT_QDRANT_API_KEY)."""
+        return index_source(self.settings)
+
+    @cached_property
     def retriever(self) -> Retriever:
         return Retriever(
             self.store,
             self.query_embedder,
             self.settings.index_dir,
             weights=Weights(abstain_below=self.settings.abstain),
+            search=self.index_source,
         )
 
     @cached_property
@@ -83,6 +91,26 @@ class App:
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+        if "index_source" in self.__dict__:
+            self.index_source.close()
+
+
+def index_source(settings: Settings) -> IndexSource:
+    """The indexes' home the settings name: local unless QABOT_QDRANT_URL is set."""
+    if settings.qdrant_url is None:
+        from store.indexes.saved import LocalIndexes
+
+        return LocalIndexes()
+    from store.indexes.qdrant import QdrantIndexes, open_transport
+
+    key = settings.qdrant_api_key
+    transport = open_transport(
+        settings.qdrant_url.get_secret_value().strip(),
+        key.get_secret_value().strip() if key else None,
+        settings.qdrant_prefix,
+        settings.data_dir,
+    )
+    return QdrantIndexes(transport)
 
 
 def writer_for(retriever: Retriever) -> tuple[Store, Ingestor]:

@@ -238,11 +238,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     """Show what the store holds: articles, sentences, passages, model, size on disk."""
     from bot.app import App
-    from store.indexes.saved import describe_indexes
 
     app = App(settings)
     stats = app.store.stats()
-    stats.update(describe_indexes(settings.index_dir, app.store.generation))
+    stats.update(app.index_source.describe(app.store, settings.index_dir))
     stats["data_dir"] = str(settings.data_dir)
     if args.json:
         print(json.dumps(stats))

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     feed_sync_minutes: float = Field(30.0, alias="QABOT_FEED_SYNC_MINUTES", ge=0)
     # The confidence below which nothing is quoted: lenient, balanced, strict, or a number.
     abstain: float = Field(ABSTAIN_LEVELS["balanced"], alias="QABOT_ABSTAIN", ge=0, le=2)
+    # Qdrant for the search indexes (store/indexes/qdrant.py): http(s)://host:6333 for a
+    # server, edge: or edge:///folder for Qdrant's engine in this process; None: local.
+    # Secret: a URL may carry a password, and is only ever shown masked.
+    qdrant_url: SecretStr | None = Field(None, alias="QABOT_QDRANT_URL")
+    qdrant_api_key: SecretStr | None = Field(None, alias="QABOT_QDRANT_API_KEY")
+    # The start of the Qdrant collections' names, one per qabot store sharing a server.
+    qdrant_prefix: str = Field(
+        "qabot", alias="QABOT_QDRANT_PREFIX", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+    )
 
     @field_validator("discord_channels", mode="before")
     @classmethod

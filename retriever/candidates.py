@@ -45,22 +45,18 @@ def gather(
 ) -> Candidates:
     """The candidates for this query and mode (no positions when nothing can match)."""
     idx = snapshot.indexes
-    # Searched through their seams: the vectors, and the words (BM25).
+    # Searched through their seams: the vectors, and the words (BM25 here, or Qdrant).
     sents: VectorIndex = idx.sentences
     passes: VectorIndex = idx.passages
-    s_words: LexicalIndex = idx.sentences.bm25
-    p_words: LexicalIndex = idx.passages.bm25
-    mask = idx.collection_mask(collections)
-    sent_ok = None if mask is None else mask[idx.sentences.article]
-    pass_ok = None if mask is None else mask[idx.passages.article]
+    s_words: LexicalIndex = idx.sentences.words
+    p_words: LexicalIndex = idx.passages.words
+    s_allowed, p_allowed = idx.allowed(collections)
+    sent_ok = None if s_allowed is None else s_allowed.mask
+    pass_ok = None if p_allowed is None else p_allowed.mask
     lexical, dense, by_passage = mode != "dense", mode != "bm25", mode == "hybrid"
 
-    s_bm = s_words.matches(query.sentence_terms) if lexical else None
-    p_bm = p_words.matches(query.passage_terms) if by_passage else None
-    if sent_ok is not None and s_bm is not None:
-        s_bm = s_bm.where(sent_ok)
-    if pass_ok is not None and p_bm is not None:
-        p_bm = p_bm.where(pass_ok)
+    s_bm = s_words.matches(query.sentence_terms, s_allowed) if lexical else None
+    p_bm = p_words.matches(query.passage_terms, p_allowed) if by_passage else None
 
     qvec = query.vector
     pools: list[np.ndarray] = []
@@ -68,10 +64,10 @@ def gather(
         pools.append(s_bm.top(sentence_depth))
     if dense:
         assert qvec is not None
-        pools.append(sents.nearest(qvec, sentence_depth, sent_ok))
+        pools.append(sents.nearest(qvec, sentence_depth, s_allowed))
     if by_passage:
         assert p_bm is not None and qvec is not None
-        top_p = np.union1d(p_bm.top(passage_depth), passes.nearest(qvec, passage_depth, pass_ok))
+        top_p = np.union1d(p_bm.top(passage_depth), passes.nearest(qvec, passage_depth, p_allowed))
         pools.append(snapshot.members(top_p)[0])
     cand = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
     if sent_ok is not None:
@@ -80,7 +76,7 @@ def gather(
     if cand.size == 0:
         return found
 
-    s_dense = None if qvec is None else np.asarray(sents.rows(cand) @ qvec, dtype=np.float32)
+    s_dense = None if qvec is None else sents.scores(qvec, cand)
     if not by_passage:
         return Candidates(
             cand,
@@ -93,7 +89,7 @@ def gather(
     # Candidates share passages (~400 sentences in ~100): each passage is decoded and
     # looked up once.
     pos, of_pos = np.unique(idx.sentence_passage[cand], return_inverse=True)
-    p_dense = np.asarray(passes.rows(pos) @ qvec, dtype=np.float32)[of_pos]
+    p_dense = passes.scores(qvec, pos)[of_pos]
     return Candidates(
         cand,
         sent_ok,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from store.indexes.bm25 import Rows
 from store.indexes.build import Indexes, sample_rows, sample_vectors, stats_sample
+from store.indexes.seams import SampleScores
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class Population:
     passages: np.ndarray
     sentence_dense: Moments
     passage_dense: Moments
-    sentence_rows: Rows
-    passage_rows: Rows
+    sentence_rows: SampleScores
+    passage_rows: SampleScores
 
     @classmethod
     def of(cls, idx: Indexes) -> Population:

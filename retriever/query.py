@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,10 +9,12 @@ import numpy as np
 from retriever.errors import BadQuestionError
 from retriever.models import Mode
 from store.embedding import Embedder
-from store.indexes.bm25 import tokenize
+from store.indexes.bm25 import tokenize, unknown_share
 from store.indexes.build import Indexes
 from store.indexes.seams import LexicalIndex
 from store.indexes.tokens import QuestionTokens
+
+__all__ = ["Query", "check_question", "encode_queries", "unknown_share"]
 
 MAX_QUESTION_CHARS = 1000
 
@@ -66,9 +67,8 @@ def encode_queries(
             else table.question(enc.token_ids[i], enc.tokens[i], enc.pieces[i])
             for i in range(len(questions))
         ]
-    sentence_bm25 = indexes.sentences.bm25
-    sents: LexicalIndex = sentence_bm25
-    passes: LexicalIndex = indexes.passages.bm25
+    sents: LexicalIndex = indexes.sentences.words
+    passes: LexicalIndex = indexes.passages.words
     out = []
     for text, vector, tokens in zip(questions, vectors, pieces, strict=True):
         words = tokenize(text)
@@ -82,24 +82,7 @@ def encode_queries(
                 passage_terms=p_terms,
                 sentence_bm25_max=max(sents.max_score(s_terms), 1e-6),
                 passage_bm25_max=max(passes.max_score(p_terms), 1e-6),
-                unknown_share=unknown_share(sentence_bm25.vocab, sentence_bm25.idf, words),
+                unknown_share=sents.unknown_share(words),
             )
         )
     return out
-
-
-def unknown_share(vocab: Mapping[str, int], idf: np.ndarray, words: list[str]) -> float:
-    """How much of a `tokenize`d query the store has never seen: the IDF-weighted share of
-    its distinct words that no document holds (an unknown word weighs as the rarest known),
-    over a BM25 index's `vocab` and `idf`.
-
-    "How many moons does Jupiter have?" over articles that never name Jupiter is half
-    unknown; a question the articles answer almost never has an unknown word.
-    """
-    toks = set(words)
-    if not toks or idf.size == 0:
-        return 0.0
-    rarest = float(idf.max())
-    weights = [float(idf[vocab[t]]) if t in vocab else rarest for t in toks]
-    unknown = sum(w for t, w in zip(toks, weights, strict=True) if t not in vocab)
-    return unknown / max(sum(weights), 1e-9)

@@ -28,6 +28,7 @@ from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
 from store.embedding import Embedder
 from store.indexes.build import Indexes
+from store.indexes.seams import IndexSource
 from store.seams import Store
 
 __all__ = ["Ranked", "Retriever", "Weights"]
@@ -46,12 +47,15 @@ class Retriever:
         reranker: Reranker | None = None,
         sentence_depth: int = 100,
         passage_depth: int = 30,
+        search: IndexSource | None = None,
     ) -> None:
+        """`search`: where the indexes live and are searched (None: built and saved in
+        `index_dir`, searched here; `store.indexes.qdrant.QdrantIndexes`: in Qdrant)."""
         self.weights = weights or Weights()
         self.reranker = reranker or MaxSimReranker(self.weights)
         self.sentence_depth = sentence_depth
         self.passage_depth = passage_depth
-        self.snapshots = Snapshots(store, embedder, index_dir)
+        self.snapshots = Snapshots(store, embedder, index_dir, search)
 
     @property
     def store(self) -> Store:

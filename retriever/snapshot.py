@@ -26,7 +26,8 @@ from retriever.models import Source
 from retriever.population import Population
 from store.embedding import Embedder
 from store.indexes.build import Indexes
-from store.indexes.saved import make_resident, open_indexes
+from store.indexes.saved import LocalIndexes, make_resident
+from store.indexes.seams import IndexSource
 from store.models import embed_title
 from store.seams import Store
 
@@ -171,10 +172,18 @@ class Snapshots:
     In a process that stays up (`keep_resident`), each new snapshot's files are read into
     memory in the background, pausing while questions are being answered."""
 
-    def __init__(self, store: Store, embedder: Embedder, index_dir: Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        index_dir: Path,
+        source: IndexSource | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.index_dir = index_dir
+        # Where each generation's indexes come from: the data folder, or Qdrant.
+        self.source: IndexSource = source or LocalIndexes()
         self._current: Snapshot | None = None
         self._lock = threading.Lock()
         self._resident = False
@@ -194,7 +203,7 @@ class Snapshots:
         with self._lock:
             if self._current is None or self._current.generation != generation:
                 try:
-                    indexes = open_indexes(self.store, self.index_dir)
+                    indexes = self.source.open(self.store, self.index_dir)
                 except Exception as exc:
                     if self._current is None:
                         raise

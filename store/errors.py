@@ -43,3 +43,8 @@ class NotFoundError(StoreError):
 
 class FetchError(StoreError):
     """A URL could not be fetched or is not allowed."""
+
+
+class SearchBackendError(StoreError):
+    """The search engine the indexes live in (Qdrant) failed or is not answering; the
+    message names it by its URL with any password or API key masked."""

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import sparse
+
+if TYPE_CHECKING:
+    from store.indexes.seams import Allowed
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # Words so common in questions and prose that matching them says nothing; dropping them
@@ -56,6 +59,11 @@ def tokenize(text: str) -> list[str]:
             continue
         out.append(stem(tok))
     return out
+
+
+def count_tokens(text: str) -> int:
+    """len(tokenize(text)), without stemming (which drops no token): a document's length."""
+    return sum(1 for tok in _TOKEN.findall(text.lower()) if tok not in STOPWORDS)
 
 
 def fold(tok: str) -> str:
@@ -252,10 +260,15 @@ class BM25:
         cols = self.weights[:, terms]
         return np.asarray(cols.sum(axis=1), dtype=np.float32).ravel()
 
-    def matches(self, terms: list[int]) -> Matches:
-        """The query's scores and lexical candidates (see `Matches`): the cost follows the
-        query words' postings up to HEAD each, not the store's size (a dense array of every
-        document's score costs ~20 ms a question at 4.5M sentences)."""
+    def matches(self, terms: list[int], allowed: Allowed | None = None) -> Matches:
+        """The query's scores and lexical candidates (see `Matches`), only those `allowed`
+        lets through: the cost follows the query words' postings up to HEAD each, not the
+        store's size (a dense array of every document's score costs ~20 ms a question at
+        4.5M sentences)."""
+        found = self._matches(terms)
+        return found if allowed is None else found.where(allowed.mask)
+
+    def _matches(self, terms: list[int]) -> Matches:
         if not terms or self.size == 0:
             return Matches.empty()
         w = self.weights
@@ -282,6 +295,10 @@ class BM25:
     def max_score(self, terms: list[int]) -> float:
         """An upper bound of a document's score: every term matched, at full weight."""
         return float(sum(self.idf[t] for t in terms) * (self.k1 + 1.0))
+
+    def unknown_share(self, words: list[str]) -> float:
+        """The IDF-weighted share of these `tokenize`d words no document holds (`unknown_share`)."""
+        return unknown_share(self.vocab, self.idf, words)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -347,6 +364,23 @@ class BM25:
             float(params["b"]),
             heads,
         )
+
+
+def unknown_share(vocab: Mapping[str, int], idf: np.ndarray, words: list[str]) -> float:
+    """How much of a `tokenize`d query the store has never seen: the IDF-weighted share of
+    its distinct words that no document holds (an unknown word weighs as the rarest known),
+    over a BM25 index's `vocab` and `idf`.
+
+    "How many moons does Jupiter have?" over articles that never name Jupiter is half
+    unknown; a question the articles answer almost never has an unknown word.
+    """
+    toks = set(words)
+    if not toks or idf.size == 0:
+        return 0.0
+    rarest = float(idf.max())
+    weights = [float(idf[vocab[t]]) if t in vocab else rarest for t in toks]
+    unknown = sum(w for t, w in zip(toks, weights, strict=True) if t not in vocab)
+    return unknown / max(sum(weights), 1e-9)
 
 
 def _heads(weights: sparse.csc_matrix) -> dict[int, tuple[np.ndarray, np.ndarray]]:

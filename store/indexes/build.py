@@ -1,10 +1,11 @@
-"""The derived indexes of one store generation, and their build from a SQLite snapshot."""
+"""The derived indexes of one store generation, and their build from a snapshot of the store."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,10 +15,11 @@ import numpy as np
 
 from store.indexes import vectors as dense_vectors
 from store.indexes.bm25 import BM25, Rows
+from store.indexes.seams import Allowed, LexicalIndex, SampleScores, VectorIndex
 from store.indexes.texts import TextTable
 from store.indexes.tokens import TokenTable
 from store.indexes.vectors import build_dense, dense_kind
-from store.seams import Store, StoreReads
+from store.seams import Store, StoreReads, UnitRow
 
 if TYPE_CHECKING:
     from store.indexes.vectors import DenseIndex
@@ -30,13 +32,17 @@ UNITS: tuple[Unit, Unit] = ("sentences", "passages")
 
 @dataclass
 class UnitIndex:
-    """Sentences or passages, in a fixed order shared by every array here."""
+    """Sentences or passages, in a fixed order shared by every array here.
+
+    Searched here (FAISS over `vectors`, `bm25`) unless `dense_index` and `words_index`
+    name another engine (Qdrant), which then holds the vectors and words instead.
+    """
 
     rowids: np.ndarray  # int64: the row in SQLite
     article: np.ndarray  # int32: position in Indexes.article_ids
     position: np.ndarray  # int32: sentence index in its article (passage index for passages)
-    vectors: np.ndarray  # float32 (n, dim), normalised
-    bm25: BM25
+    vectors: np.ndarray  # float32 (n, dim), normalised; (0, dim) when searched elsewhere
+    bm25: BM25 | None
     faiss_index: DenseIndex | None = None
     # How the dense index was built and what its recall check found (see `build_dense`).
     dense_info: dict[str, float | int | str] = field(default_factory=dict)
@@ -46,21 +52,43 @@ class UnitIndex:
     end: np.ndarray | None = None
     # Sentences only: their word pieces' vectors, for reranking (store/indexes/tokens.py).
     tokens: TokenTable | None = None
+    # Another engine's search of these units (store/indexes/qdrant.py), or None: here.
+    dense_index: VectorIndex | None = None
+    words_index: LexicalIndex | None = None
+
+    @property
+    def words(self) -> LexicalIndex:
+        """The lexical index these units are searched through."""
+        if self.words_index is not None:
+            return self.words_index
+        assert self.bm25 is not None
+        return self.bm25
 
     def dense(self) -> DenseIndex:
         if self.faiss_index is None:
             self.faiss_index, self.dense_info = build_dense(self.vectors)
         return self.faiss_index
 
-    def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    def nearest(self, query: np.ndarray, k: int, allowed: Allowed | None = None) -> np.ndarray:
         """Positions of the k nearest vectors to `query` (in no order), among those
         `allowed` lets through (`vectors.nearest`)."""
         if min(k, len(self.rowids)) == 0:
             return np.zeros(0, dtype=np.int64)
-        return dense_vectors.nearest(self.vectors, self.dense(), query, k, allowed)
+        if self.dense_index is not None:
+            return self.dense_index.nearest(query, k, allowed)
+        mask = None if allowed is None else allowed.mask
+        return dense_vectors.nearest(self.vectors, self.dense(), query, k, mask)
+
+    def scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Inner products of `query` with the vectors at these positions."""
+        if self.dense_index is not None:
+            return self.dense_index.scores(query, positions)
+        return np.asarray(self.rows(positions) @ query, dtype=np.float32)
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """The vectors at these positions as searches score them (`vectors.rows`)."""
+        if self.dense_index is not None:
+            return self.dense_index.rows(positions)
         return dense_vectors.rows(self.vectors, self.faiss_index, positions)
 
 
@@ -77,7 +105,7 @@ class Indexes:
     sentence_passage: np.ndarray  # int32: each sentence's passage, as a passage position
     # The BM25 rows of `stats_sample` (its sentences, their passages), gathered at build
     # time: at 4.5M sentences that takes 1.4 s, which a bot's first question waited for.
-    sample_rows: tuple[Rows, Rows] | None = None
+    sample_rows: tuple[SampleScores, SampleScores] | None = None
     # Their vectors as searches score them (`UnitIndex.rows`), saved beside the indexes:
     # decoding them from a memory-mapped IVF whose pages were on disk took a first question
     # 2.1 s at 4.5M sentences (8,192 scattered reads).
@@ -100,6 +128,18 @@ class Indexes:
         wanted = [i for i, c in enumerate(self.collections) if c in names]
         return np.isin(self.article_collection, wanted)
 
+    def allowed(self, names: list[str] | None) -> tuple[Allowed | None, Allowed | None]:
+        """What searches of the sentences and of the passages may return when these
+        collections are asked (None: everything)."""
+        mask = self.collection_mask(names)
+        if mask is None or names is None:
+            return None, None
+        kept = tuple(sorted(set(names) & set(self.collections)))
+        return (
+            Allowed(kept, mask[self.sentences.article]),
+            Allowed(kept, mask[self.passages.article]),
+        )
+
 
 # Population statistics for the retriever's z-scores come from at most this many sentences
 # (a fixed, evenly spread sample), so a question costs the same on a store of millions.
@@ -116,9 +156,11 @@ def stats_sample(n: int) -> np.ndarray:
 def sample_rows(indexes: Indexes) -> tuple[Rows, Rows]:
     """The BM25 rows of the stats sample's sentences and of their passages."""
     sample = stats_sample(len(indexes.sentences.rowids))
+    s_bm25, p_bm25 = indexes.sentences.bm25, indexes.passages.bm25
+    assert s_bm25 is not None and p_bm25 is not None
     return (
-        indexes.sentences.bm25.rows(sample),
-        indexes.passages.bm25.rows(indexes.sentence_passage[sample].astype(np.int64)),
+        s_bm25.rows(sample),
+        p_bm25.rows(indexes.sentence_passage[sample].astype(np.int64)),
     )
 
 
@@ -131,28 +173,44 @@ def sample_vectors(indexes: Indexes) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def unit_document(title: str, text: str) -> str:
+    """What the lexical index holds of a sentence or passage.
+
+    Both carry their article's title (the topic): on ReQA title + sentence beats the
+    sentence alone for BM25; inside one article the title words score every sentence
+    alike, so the sentence that says the thing still outranks its neighbours.
+    """
+    return f"{title}\n{text}"
+
+
 def _unit_from_store(
-    store: StoreReads, table: Unit, article_pos: dict[str, int]
+    store: StoreReads,
+    table: Unit,
+    article_pos: dict[str, int],
+    *,
+    local: bool = True,
+    visit: Callable[[Unit, UnitRow], None] | None = None,
 ) -> tuple[UnitIndex, list[tuple[str, int]]]:
+    """One unit's tables; with `local` False, without its vectors and BM25 (searched in
+    another engine, which `visit` sees every row for)."""
     rowids, article, position, docs, keys, texts, spans = [], [], [], [], [], [], []
     dim = store.dim
     # Filled in place: a list of per-row byte strings joined at the end would hold every
     # vector twice, 15 GB at a million passages' five million sentences. The count and the
     # rows come from one snapshot (`build_indexes`), so they agree.
-    count = store.unit_count(table)
+    count = store.unit_count(table) if local else 0
     matrix = np.empty((count, dim), dtype=np.float32)
     token_rows: list[tuple[np.ndarray, np.ndarray] | None] = []
-    for row, (rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks) in enumerate(
-        store.iter_units(table)
-    ):
+    for row, unit_row in enumerate(store.iter_units(table)):
+        rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks = unit_row
         rowids.append(rowid)
         article.append(article_pos[article_id])
         position.append(idx)
-        matrix[row] = np.frombuffer(vec, dtype=np.float32)
-        # Both carry their article's title (the topic): on ReQA title + sentence beats the
-        # sentence alone for BM25; inside one article the title words score every sentence
-        # alike, so the sentence that says the thing still outranks its neighbours.
-        docs.append(f"{title}\n{text}")
+        if visit is not None:
+            visit(table, unit_row)
+        if local:
+            matrix[row] = np.frombuffer(vec, dtype=np.float32)
+            docs.append(unit_document(title, text))
         keys.append((article_id, idx))
         if table == "sentences":
             texts.append(text)
@@ -168,7 +226,7 @@ def _unit_from_store(
         article=np.asarray(article, dtype=np.int32),
         position=np.asarray(position, dtype=np.int32),
         vectors=matrix,
-        bm25=BM25.build(docs),
+        bm25=BM25.build(docs) if local else None,
         dense_info={"kind": dense_kind(len(rowids)), "n": len(rowids)},
     )
     if table == "sentences":
@@ -186,10 +244,18 @@ def build_indexes(store: Store) -> Indexes:
     an article the articles' read had not seen: KeyError), and the generation recorded is
     the snapshot's own."""
     with store.snapshot() as snapshot:
-        return _build_indexes(snapshot)
+        return build_from_snapshot(snapshot)
 
 
-def _build_indexes(store: StoreReads) -> Indexes:
+def build_from_snapshot(
+    store: StoreReads,
+    *,
+    local: bool = True,
+    visit: Callable[[Unit, UnitRow], None] | None = None,
+) -> Indexes:
+    """The indexes of one snapshot. With `local` False only the tables an answer reads
+    (positions, texts, spans, token vectors, sources): the vectors and words are searched
+    in another engine, which `visit` hands every unit row to (`qdrant.QdrantIndexes`)."""
     started = time.perf_counter()
     generation = store.generation
     rows = store.index_articles()
@@ -197,8 +263,10 @@ def _build_indexes(store: StoreReads) -> Indexes:
     article_pos = {a: i for i, a in enumerate(article_ids)}
     collections = sorted({r[1] for r in rows})
     coll_pos = {c: i for i, c in enumerate(collections)}
-    sentences, sent_keys = _unit_from_store(store, "sentences", article_pos)
-    passages, pass_keys = _unit_from_store(store, "passages", article_pos)
+    sentences, sent_keys = _unit_from_store(
+        store, "sentences", article_pos, local=local, visit=visit
+    )
+    passages, pass_keys = _unit_from_store(store, "passages", article_pos, local=local, visit=visit)
     # Each sentence's passage: passages are runs [first, last] of their article's sentences.
     pass_of: dict[tuple[str, int], int] = {}
     sentence_passage = np.zeros(len(sent_keys), dtype=np.int32)
@@ -220,7 +288,8 @@ def _build_indexes(store: StoreReads) -> Indexes:
         sentence_passage=sentence_passage,
         article_sources=TextTable.of([json.dumps(list(r[2:])) for r in rows]),
     )
-    indexes.sample_rows = sample_rows(indexes)
+    if local:
+        indexes.sample_rows = sample_rows(indexes)
     log.info(
         "built indexes for %d sentences and %d passages in %.2fs",
         len(sentences.rowids),

@@ -108,6 +108,7 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
             np.save(tmp / f"{name}.article.npy", unit.article)
             np.save(tmp / f"{name}.position.npy", unit.position)
             np.save(tmp / f"{name}.vectors.npy", unit.vectors)
+            assert unit.bm25 is not None, "only indexes searched here are saved here"
             unit.bm25.save(tmp / f"{name}.bm25")
             if unit.texts is not None and unit.start is not None and unit.end is not None:
                 unit.texts.save(tmp / name)
@@ -129,6 +130,7 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
         from scipy import sparse
 
         for name, rows in zip(UNITS, indexes.sample_rows, strict=True):
+            assert isinstance(rows, Rows)
             sparse.save_npz(tmp / f"sample.{name}.npz", rows.weights, compressed=False)
         manifest = {
             "version": INDEX_VERSION,
@@ -337,3 +339,21 @@ def open_indexes(store: Store, folder: Path) -> Indexes:
     except OSError as exc:  # a read-only or full disk still answers, just slower next time
         log.warning("could not save indexes to %s: %s", folder, exc)
     return indexes
+
+
+class LocalIndexes:
+    """The indexes searched in this process (FAISS and qabot's BM25), saved in the data
+    folder per generation: the single-machine default."""
+
+    name = "local"
+
+    def open(self, store: Store, folder: Path) -> Indexes:
+        return open_indexes(store, folder)
+
+    def describe(self, store: Store, folder: Path) -> dict[str, str]:
+        return {"search": "local (FAISS + BM25 in the data folder)"} | describe_indexes(
+            folder, store.generation
+        )
+
+    def close(self) -> None:
+        pass

@@ -14,22 +14,31 @@ from store.db import Store
 from store.ingest import Ingestor
 from store.sources.files import load_file
 from tests.conftest import SAMPLE_ARTICLE, need_shared
+from tests.engines import BACKENDS, index_source
 from tests.retriever.test_evaluate import write_reqa
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where the indexes are searched: locally, or in Qdrant's engine (in process)."""
+    return str(request.param)
 
 
 def _store(tmp_path: Path, embedder) -> Store:  # type: ignore[no-untyped-def]
     return Store(tmp_path / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
 
 
-def test_reqa_harness_end_to_end(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_reqa_harness_end_to_end(tmp_path: Path, real_embedder, backend: str) -> None:  # type: ignore[no-untyped-def]
     data = load_reqa(write_reqa(tmp_path / "reqa"))
     store = _store(tmp_path, real_embedder)
     Ingestor(store, real_embedder).ingest(a.raw() for a in data.articles)
     spans, report = map_store(store, data)
     assert report.articles == 2 and report.extra_spans == 1
-    retriever = Retriever(store, real_embedder, tmp_path / "index")
+    retriever = Retriever(
+        store, real_embedder, tmp_path / "index", search=index_source(backend, tmp_path)
+    )
     result = run_reqa(retriever, data.questions, spans, latency_sample=3)
     assert result["questions"] == 3
     assert result["r1"] == 1.0 and result["mrr"] == 1.0
@@ -40,11 +49,13 @@ def test_reqa_harness_end_to_end(tmp_path: Path, real_embedder) -> None:  # type
 
 
 @pytest.fixture
-def news(tmp_path: Path, real_embedder) -> Retriever:  # type: ignore[no-untyped-def]
+def news(tmp_path: Path, real_embedder, backend: str) -> Retriever:  # type: ignore[no-untyped-def]
     """A store holding one real news article (pasted twice, with furniture)."""
     store = _store(tmp_path, real_embedder)
     Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
-    return Retriever(store, real_embedder, tmp_path / "index")
+    return Retriever(
+        store, real_embedder, tmp_path / "index", search=index_source(backend, tmp_path)
+    )
 
 
 def test_answerable_question_is_answered_from_the_right_sentence(news: Retriever) -> None:
@@ -69,7 +80,7 @@ def test_unanswerable_question_abstains(news: Retriever, question: str) -> None:
 
 
 def test_quotes_come_from_the_stored_text_with_the_sentence_they_lean_on(
-    tmp_path: Path, real_embedder
+    tmp_path: Path, real_embedder, backend: str
 ) -> None:  # type: ignore[no-untyped-def]
     from store.models import RawArticle
 
@@ -83,7 +94,9 @@ def test_quotes_come_from_the_stored_text_with_the_sentence_they_lean_on(
         [RawArticle(key="harwick", text=text, title="Harwick footbridge reopens")]
     )
     for _ in range(2):  # indexes built from SQLite, then the saved ones loaded
-        retriever = Retriever(store, real_embedder, tmp_path / "index")
+        retriever = Retriever(
+            store, real_embedder, tmp_path / "index", search=index_source(backend, tmp_path)
+        )
         answer = retriever.ask("Who led the repair crew?", k=2)
         first = answer.answers[0]
         assert first.text.startswith("She led the repair crew")
@@ -142,14 +155,16 @@ def _mapped(array: np.ndarray) -> bool:
 
 
 def test_a_store_made_before_token_vectors_still_answers_and_the_next_ingest_adds_them(
-    tmp_path: Path, real_embedder
+    tmp_path: Path, real_embedder, backend: str
 ) -> None:  # type: ignore[no-untyped-def]
     store = _store(tmp_path, real_embedder)
     Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
     with store.transaction() as db:  # what a store from before 2026-12-02 holds
         db.execute("DELETE FROM token_vectors")
         db.execute("DELETE FROM token_projection")
-    retriever = Retriever(store, real_embedder, tmp_path / "index")
+    retriever = Retriever(
+        store, real_embedder, tmp_path / "index", search=index_source(backend, tmp_path)
+    )
     assert retriever.indexes().sentences.tokens is None
     answer = retriever.ask("Where did the Russian elite units land?")
     assert "Sidi Barrani" in answer.answers[0].text

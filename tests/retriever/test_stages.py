@@ -18,9 +18,11 @@ from retriever.scoring import Ranked, score_hybrid
 from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
 from store.db import Store
+from store.indexes.bm25 import tokenize
 from store.ingest import Ingestor
 from store.models import RawArticle
 from tests.doubles import HashingEmbedder
+from tests.engines import ALL_BACKENDS, index_source
 
 BRIDGE = (
     "The Harwick footbridge reopened on Monday after a two-year repair.\n\n"
@@ -35,8 +37,9 @@ FERRY = (
 )
 
 
-@pytest.fixture
-def snapshots(tmp_path: Path) -> Snapshots:
+@pytest.fixture(params=ALL_BACKENDS)
+def snapshots(tmp_path: Path, request: pytest.FixtureRequest) -> Snapshots:
+    """The two-article store, its indexes searched on each backend."""
     embedder = HashingEmbedder()
     store = Store(tmp_path / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
     ingest = Ingestor(store, embedder)
@@ -48,7 +51,7 @@ def snapshots(tmp_path: Path) -> Snapshots:
         [RawArticle(key="ferry", title="Island ferry", text=FERRY, pre_cleaned=True)],
         collection="island",
     )
-    return Snapshots(store, embedder, tmp_path / "index")
+    return Snapshots(store, embedder, tmp_path / "index", index_source(request.param, tmp_path))
 
 
 def _texts(snapshot: Snapshot, positions: np.ndarray) -> list[str]:
@@ -78,8 +81,9 @@ def test_query_carries_terms_for_both_indexes_and_what_the_store_never_saw(
         "hybrid",
     )
     assert known.vector is not None and known.tokens is not None
-    assert known.sentence_terms == idx.sentences.bm25.query_terms(known.text)
-    assert known.passage_terms == idx.passages.bm25.query_terms(known.text)
+    assert known.sentence_terms == idx.sentences.words.query_terms(known.text)
+    assert known.passage_terms == idx.passages.words.query_terms(known.text)
+    assert len(known.sentence_terms) == len(tokenize(known.text))  # every word is known
     assert known.unknown_share == 0.0 and unknown.unknown_share == 1.0
     assert known.sentence_bm25_max > 0
     (lexical,) = encode_queries(idx, snapshots.embedder, ["cable"], "bm25")
@@ -205,7 +209,11 @@ def test_a_snapshot_lasts_one_generation(snapshots: Snapshots, tmp_path: Path) -
 
 def test_retriever_wires_the_stages_and_times_them(snapshots: Snapshots, tmp_path: Path) -> None:
     retriever = Retriever(
-        snapshots.store, snapshots.embedder, tmp_path / "index", weights=Weights(abstain_below=0.0)
+        snapshots.store,
+        snapshots.embedder,
+        tmp_path / "index",
+        weights=Weights(abstain_below=0.0),
+        search=snapshots.source,
     )
     answer = retriever.ask("Who replaced every cable of the span?", k=1)
     assert answer.answers[0].text == "She replaced every cable of the span."

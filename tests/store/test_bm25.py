@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.indexes.bm25 import BM25, HEAD, tokenize
+from store.indexes.bm25 import BM25, HEAD, count_tokens, tokenize
 
 DOCS = [
     "Harbor Bridge\nThe bridge reopened on Monday after two years of repairs.",
@@ -24,6 +24,11 @@ def bm25() -> BM25:
 def test_tokens_are_stemmed_and_stopwords_dropped() -> None:
     assert tokenize("The cities were operated by the operators") == ["city", "operat", "operator"]
     assert tokenize("Who planted the trees?") == ["plant", "tree"]
+
+
+def test_a_documents_length_is_counted_as_tokenize_counts_it() -> None:
+    for doc in [*DOCS, "The cities' operations were operated by the operators' ties.", ""]:
+        assert count_tokens(doc) == len(tokenize(doc))
 
 
 def test_the_document_with_the_words_scores_highest(bm25: BM25) -> None:
