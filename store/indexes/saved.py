@@ -30,17 +30,25 @@ log = logging.getLogger(__name__)
 INDEX_VERSION = 8  # 5: BM25 heads carry their weights; 6: sentence texts and spans; 7-8: tokens
 
 
-# A `.building-*` folder with no lock file beside it (saved before they had one, or its
-# save not yet past `mkdtemp`) is only taken for abandoned once this old.
+# A `.building-*` folder with no lock file beside it (saved by a qabot from before they had
+# one) is only taken for abandoned once this old.
 _ABANDONED_AFTER_S = 3600
 
 
-def _lock_building(tmp: Path) -> int:
-    """Hold an exclusive lock beside a folder being written: a process killed halfway
-    drops it, so the next save knows the folder is abandoned (`remove_abandoned_builds`)."""
-    fd = os.open(tmp.with_name(tmp.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+def _new_building(folder: Path) -> tuple[Path, int]:
+    """A new temporary folder to write indexes in, and the exclusive lock held beside it: a
+    process killed halfway drops the lock, so the next save knows the folder is abandoned
+    (`remove_abandoned_builds`). The lock is taken before the folder exists, so there is no
+    moment at which a killed save leaves a folder without a free lock beside it."""
+    fd, name = tempfile.mkstemp(prefix=".building-", suffix=".lock", dir=folder)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    tmp = Path(name).with_suffix("")
+    try:
+        tmp.mkdir(mode=0o700)
+    except BaseException:
+        _unlock_building(tmp, fd)
+        raise
+    return tmp, fd
 
 
 def _unlock_building(tmp: Path, fd: int) -> None:
@@ -99,8 +107,7 @@ def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
     """Write the indexes to `folder/gen-N` and point `folder/CURRENT` at it atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     remove_abandoned_builds(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder))
-    lock = _lock_building(tmp)
+    tmp, lock = _new_building(folder)
     try:
         for name in ("sentences", "passages"):
             unit: UnitIndex = getattr(indexes, name)
