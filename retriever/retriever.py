@@ -28,7 +28,7 @@ from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
 from store.embedding import Embedder
 from store.indexes.build import Indexes
-from store.indexes.seams import IndexSource
+from store.indexes.source import IndexSource
 from store.seams import Store
 
 __all__ = ["Ranked", "Retriever", "Weights"]

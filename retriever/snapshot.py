@@ -27,7 +27,7 @@ from retriever.population import Population
 from store.embedding import Embedder
 from store.indexes.build import Indexes
 from store.indexes.saved import LocalIndexes, make_resident
-from store.indexes.seams import IndexSource
+from store.indexes.source import IndexSource
 from store.models import embed_title
 from store.seams import Store
 

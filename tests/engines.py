@@ -21,7 +21,7 @@ from store.indexes.qdrant import (
     term_weights,
 )
 from store.indexes.saved import LocalIndexes
-from store.indexes.seams import IndexSource
+from store.indexes.source import IndexSource
 
 # What the retriever suite runs on; the client's local mode only where its speed allows.
 BACKENDS = ["local", "qdrant-edge"]
