@@ -33,6 +33,7 @@ from discord.ext import commands, tasks
 from bot.app import writer_for
 from bot.discord_format import (
     ABSTAIN_REPLY,
+    BACKEND_DOWN_REPLY,
     MESSAGE_LIMIT,
     format_answer,
     format_forgotten,
@@ -45,7 +46,7 @@ from bot.settings import Settings
 from retriever.models import Answer
 from retriever.retriever import Retriever
 from store.db import Store
-from store.errors import NotFoundError, SkipSource, StoreError
+from store.errors import BackendUnavailableError, NotFoundError, SkipSource, StoreError
 from store.ingest import Ingestor, IngestReport
 from store.models import ArticleInfo, RawArticle
 
@@ -414,7 +415,11 @@ class QABot(commands.Bot):
         assert route.channel is not None
         async with route.channel.typing():
             guild_id = message.guild.id if message.guild else None
-            text, view = await self.answer(question, guild_id, note=route.note())
+            try:
+                text, view = await self.answer(question, guild_id, note=route.note())
+            except BackendUnavailableError as exc:  # said where the answer would have gone
+                log.error("cannot answer a mention in #%s: %s", message.channel, exc)
+                text, view = BACKEND_DOWN_REPLY, None
         await _post(route, text, view)
 
     # -- errors ---------------------------------------------------------------------------
@@ -428,7 +433,11 @@ class QABot(commands.Bot):
             text = "That works in a server, not in direct messages."
         else:
             original = getattr(error, "original", error)
-            if isinstance(original, StoreError):
+            if isinstance(original, BackendUnavailableError):
+                name = interaction.command.name if interaction.command else "?"
+                log.error("command /%s failed: %s", name, original)
+                text = BACKEND_DOWN_REPLY
+            elif isinstance(original, StoreError):
                 text = f"Error: {plain(str(original), 1800)}"
             else:
                 log.error(
