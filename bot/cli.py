@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -252,6 +253,47 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the search indexes anew from the store (in the data folder, or in Qdrant when
+    QABOT_QDRANT_URL is set).
+
+    They are derived from the store and rebuilt on their own when missing, stale or
+    unreadable; this is for when they are in doubt (a Qdrant restored from an old backup,
+    points deleted by hand) or to have them ready before the first question. Nothing in the
+    store changes; a running bot or `qabot serve` answers from what it holds meanwhile."""
+    from bot.app import App
+
+    app = App(settings)
+    try:
+        store, source = app.store, app.index_source
+        total = store.unit_count("sentences") + store.unit_count("passages")
+        started = time.perf_counter()
+        bar = None if args.json else _progress(total, "rebuilding", "rows")
+        try:
+            indexes = source.rebuild(store, settings.index_dir, bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        report = {
+            "search": source.describe(store, settings.index_dir).get("search", source.name),
+            "generation": indexes.generation,
+            "sentences": len(indexes.sentences.rowids),
+            "passages": len(indexes.passages.rowids),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"rebuilt generation {report['generation']} in {report['search']}: "
+            f"{report['sentences']} sentences, {report['passages']} passages "
+            f"in {report['seconds']} s"
+        )
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     """Remove an article (and its sentences, passages and vectors) from the store."""
     from bot.app import App
@@ -353,6 +395,7 @@ COMMANDS = [
         ],
     ),
     Command("stats", cmd_stats, [arg("--json", action="store_true", help="print JSON")]),
+    Command("rebuild", cmd_rebuild, [arg("--json", action="store_true", help="print JSON")]),
     Command(
         "forget",
         cmd_forget,

@@ -4,6 +4,7 @@ returns the built `Indexes`, which are made of those seams."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,6 +21,13 @@ class IndexSource(Protocol):
 
     def open(self, store: Store, folder: Path) -> Indexes:
         """The indexes for the store's generation now (built or brought up to date)."""
+        ...
+
+    def rebuild(
+        self, store: Store, folder: Path, progress: Callable[[], None] | None = None
+    ) -> Indexes:
+        """Every index of the store's generation made anew from the store, whatever was
+        saved or synced before (`qabot rebuild`); `progress` is called once a unit row."""
         ...
 
     def describe(self, store: Store, folder: Path) -> dict[str, str]:
