@@ -182,6 +182,8 @@ class Folding:
     # An unsure reading (a pronoun in a question that also names something) is kept only
     # when its best confidence beats the question read alone by this much.
     keep_margin: float = 0.0
+    # For "he" or "she": the weight of a name that answered a "who" question.
+    who_answer: float = 3.0
     # Whether the question read as asked (the other reading of an unsure one) still leans
     # on the conversation's articles (the prior and the seen sentences).
     unsure_prior: bool = True
@@ -196,7 +198,7 @@ class Reading:
     asked: str = ""  # the question as asked, when `text` folds context into it
     context_used: tuple[int, ...] = ()
     prior: Mapping[str, float] = field(default_factory=dict)
-    seen: tuple[tuple[str, int], ...] = ()  # (article id, start) of sentences quoted before
+    seen: tuple[str, ...] = ()  # the sentences the conversation has quoted
     # False when the question may stand alone after all: `Retriever` then ranks it read
     # both ways and keeps the folded reading only when it is the more confident.
     sure: bool = True
@@ -216,9 +218,10 @@ _COMMON = frozenset(
     according during while since until between among against under upon within without
     name list give tell describe explain""".split()
 )
-_NAME_WORD = r"(?:[A-Z][\w'’.&-]*|\d[\w.,-]*)"
+_NAME_WORD = r"(?:[A-Z][\w&.-]*|\d+(?:[.,]\d+)*)"
 _NAME = re.compile(
     rf"{_NAME_WORD}(?:\s+(?:(?:of|the|de|del|la|von|van|al|bin|and)\s+)*{_NAME_WORD})*"
+    r"(?:\s+\([A-Z][A-Z0-9&.-]+\))?"  # an abbreviation after it: "Libyan National Army (LNA)"
 )
 _POSSESSIVE = re.compile(r"(?:'s|’s|'|’)$")
 
@@ -243,30 +246,38 @@ def entities(text: str) -> list[str]:
     possessive ending; a capitalised common word opening the text is not a name."""
     out = []
     for m in _NAME.finditer(text):
-        name = _POSSESSIVE.sub("", m.group(0)).strip(" .,")
-        words = name.split()
+        words = m.group(0).strip(" .,").split()
         while words and words[0].casefold() in _COMMON:
             words = words[1:]
         while words and words[-1].casefold() in _COMMON:
             words = words[:-1]
-        if not words:
-            continue
-        if len(words) == 1 and words[0][0].isdigit():
+        if not words or (len(words) == 1 and words[0][0] in "(0123456789"):
             continue  # a number alone ("in 2019") is the question's own detail, not a name
         out.append(" ".join(words))
     return out
 
 
-def _salience(turns: Sequence[Turn], folding: Folding) -> dict[str, float]:
+_WHO = re.compile(r"^(?:who|whom|whose)\b", re.I)
+_PERSONAL = re.compile(r"\b(?:he|she|him|his|her|hers|himself|herself)\b", re.I)
+
+
+def _salience(turns: Sequence[Turn], folding: Folding, person: bool = False) -> dict[str, float]:
     """Each name of the recent turns, weighed by how often and how recently it came up:
-    in a question (as understood) twice as much as in an answer's sentence or title."""
+    in a question (as understood) twice as much as in an answer's title, four times as
+    much as in an answer's sentence. For "he" or "she", a name that answered a "who"
+    question (in its answer, not in the question) is the likeliest person."""
     weights: dict[str, float] = {}
     spelled: dict[str, str] = {}
     for age, turn in enumerate(reversed(turns[-folding.lookback :])):
         fade = folding.fade**age
-        mentions = [(n, 2.0) for n in entities(turn.read_as)]
+        asked = entities(turn.read_as)
+        mentions = [(n, 2.0) for n in asked]
         mentions += [(n, 1.0) for a in turn.answers[:1] for n in entities(a.title)]
-        mentions += [(n, 0.5) for a in turn.answers[:1] for n in entities(a.text)]
+        answered = [n for a in turn.answers[:1] for n in entities(a.text)]
+        mentions += [(n, 0.5) for n in answered]
+        if person and _WHO.match(turn.read_as):
+            known = {n.casefold() for n in asked}
+            mentions += [(n, folding.who_answer) for n in answered if n.casefold() not in known]
         for name, w in mentions:
             key = name.casefold()
             spelled.setdefault(key, name)
@@ -298,9 +309,27 @@ def _leans(question: str) -> tuple[str, bool] | None:
     return None
 
 
-def _substitute(question: str, name: str) -> str:
-    """The question with its first pointing-back word replaced by the name."""
-    found = [(m.start(), m.end(), f"{name}'s") for m in _POSSESSIVE_PRONOUN.finditer(question)]
+_HEAD = re.compile(r"\s+([a-z]+)")
+
+
+def _substitute(question: str, name: str, names: Sequence[str] = ()) -> str:
+    """The question with its first pointing-back word replaced by the name.
+
+    A possessive before a noun that ends one of the conversation's `names` stands for
+    that name ("his army" after "Hafter's Libyan National Army" is "the Libyan National
+    Army"), which is what the article then calls it."""
+    heads: dict[str, str] = {}
+    for n in names:
+        bare = re.sub(r"\s+\(.*\)$", "", n).split()
+        if len(bare) > 1:
+            heads.setdefault(bare[-1].casefold(), n)
+    found = []
+    for m in _POSSESSIVE_PRONOUN.finditer(question):
+        head = _HEAD.match(question, m.end())
+        if head and head.group(1).casefold() in heads:
+            found.append((m.start(), head.end(), f"the {heads[head.group(1).casefold()]}"))
+        else:
+            found.append((m.start(), m.end(), f"{name}'s"))
     found += [(m.start(), m.end(), name) for m in _SUBJECT.finditer(question)]
     for m in _HER.finditer(question):
         following = (m.group(1) or "").strip().casefold()
@@ -330,14 +359,17 @@ def read_in_context(
     turns = conversation.turns
     first = max(0, len(turns) - folding.lookback)
     recent = turns[first:]
-    salient = _salience(recent, folding)
+    salient = _salience(recent, folding, person=bool(_PERSONAL.search(question)))
     if not salient and not any(t.answers for t in recent):
         return Reading(question)
     if how == "ellipsis":
         text = f"{recent[-1].read_as} {question}"
-    elif salient:
+    elif salient and folding.carry != "none":
         name = max(salient.items(), key=lambda kv: kv[1])[0]
-        text = _substitute(question, name) if how == "pronoun" else f"{question} {name}"
+        if how == "pronoun" and folding.carry == "substitute":
+            text = _substitute(question, name, list(salient))
+        else:
+            text = f"{question} {name}"
     else:
         text = question
     used = []
@@ -349,12 +381,12 @@ def read_in_context(
         used.append(number)
         for a in turn.answers:
             prior.setdefault(a.article_id, folding.fade**age)
-    seen = tuple((a.article_id, a.start) for t in recent for a in t.answers if a.start >= 0)
+    seen = tuple(a.text for t in recent for a in t.answers)
     return Reading(
         text=text,
         asked=question,
         context_used=tuple(sorted(used)),
         prior=prior,
         seen=seen,
-        sure=sure and text != question,
+        sure=sure or text == question,  # one reading only: nothing to check it against
     )

@@ -493,8 +493,9 @@ def run_cases(
     for case in cases:
         history = None
         if case.history:
+            # Asked as a user would have (three answers, the default), as the turns kept.
             _, history = retriever.converse(
-                list(case.history), k=10, mode=mode, collections=collections
+                list(case.history), k=3, mode=mode, collections=collections
             )
         answer = retriever.ask(
             case.question, k=10, mode=mode, collections=collections, history=history

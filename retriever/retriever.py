@@ -32,8 +32,12 @@ from store.embedding import Embedder
 from store.indexes.build import Indexes
 from store.indexes.seams import IndexSource
 from store.seams import Store
+from store.text.dedupe import same_words, words
 
 __all__ = ["Ranked", "Retriever", "Weights"]
+
+# How deep in a follow-up's ranking sentences already quoted are looked for.
+SEEN_DEPTH = 20
 
 
 class Retriever:
@@ -251,9 +255,13 @@ class Retriever:
         if not self.reranker.rerank(snapshot, query, scored):
             # No token vectors (a store from before them): the line calibrated without.
             scored.confidence -= self.weights.plain_confidence_margin
-        if reading is not None and reading.prior:
-            self._lean_on(snapshot, scored, reading)
-        return scored.ranked()
+        if reading is None or not reading.prior:
+            return scored.ranked()
+        self._lean_on(snapshot, scored, reading)
+        ranked = scored.ranked()
+        if self.folding.seen_penalty and reading.seen:
+            ranked = self._not_again(snapshot, ranked, reading)
+        return ranked
 
     def _rank_reading(
         self,
@@ -286,27 +294,39 @@ class Retriever:
 
     def _lean_on(self, snapshot: Snapshot, scored: Scored, reading: Reading) -> None:
         """Sentences of the articles the conversation's answers quoted score higher, by
-        each article's prior (fading with each turn back); sentences already quoted score
-        lower."""
+        each article's prior (fading with each turn back)."""
         idx = snapshot.indexes
         weight = np.zeros(len(idx.article_ids), dtype=np.float32)
         for article_id, w in reading.prior.items():
             at = idx.article_position.get(article_id)
             if at is not None:
                 weight[at] = w
-        positions = scored.candidates.positions
-        articles = idx.sentences.article[positions]
-        boost = weight[articles]
+        boost = weight[idx.sentences.article[scored.candidates.positions]]
         scored.score += self.folding.prior_score * boost
         scored.confidence += self.folding.prior_confidence * boost
-        if self.folding.seen_penalty and reading.seen and idx.sentences.start is not None:
-            starts = idx.sentences.start[positions]
-            seen = np.zeros(len(positions), dtype=bool)
-            for article_id, start in reading.seen:
-                at = idx.article_position.get(article_id)
-                if at is not None:
-                    seen |= (articles == at) & (starts == start)
-            scored.score -= self.folding.seen_penalty * seen
+
+    def _not_again(self, snapshot: Snapshot, ranked: Ranked, reading: Reading) -> Ranked:
+        """The ranking with the sentences the conversation already quoted (or the same
+        words printed again) moved down by `Folding.seen_penalty`: a follow-up asks for
+        something new."""
+        depth = min(SEEN_DEPTH, ranked.positions.size)
+        if not depth:
+            return ranked
+        seen = [words(t) for t in reading.seen]
+        top = [int(p) for p in ranked.positions[:depth]]
+        rows = snapshot.sentence_rows(top)
+        again = np.zeros(ranked.positions.size, dtype=bool)
+        for i, p in enumerate(top):
+            tokens = words(rows[p].text)
+            again[i] = any(same_words(tokens, w) for w in seen)
+        if not again.any():
+            return ranked
+        assert ranked.confidence is not None
+        return Ranked.of(
+            ranked.positions,
+            ranked.scores - self.folding.seen_penalty * again,
+            ranked.confidence,
+        )
 
     def _threshold(self, mode: Mode, abstain_below: float | None = None) -> float:
         if mode != "hybrid":
