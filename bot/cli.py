@@ -39,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def all_commands() -> list[Command]:
     """The table of every `qabot` command: this module's, then each command module's."""
-    from bot import bench_cmd, eval_cmd, feeds_cmd, serve
+    from bot import bench_cmd, chat, eval_cmd, feeds_cmd, serve
 
     return [
         *COMMANDS,
+        *chat.COMMANDS,
         *eval_cmd.COMMANDS,
         *feeds_cmd.COMMANDS,
         *bench_cmd.COMMANDS,
@@ -158,6 +159,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )
     k = args.k or settings.answers
+    history = read_history(args.history) if args.history else []
     # A running `qabot serve` has the model and indexes loaded: ask it first.
     answer = ask_resident(
         socket_path(settings),
@@ -166,17 +168,59 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         mode=args.mode,
         collections=args.collection,
         abstain=settings.abstain,
+        history=history,
     )
     if answer is None:
         from bot.app import App
+        from retriever.conversation import parse_history
 
         app = App(settings)
-        answer = app.retriever.ask(question, k=k, mode=args.mode, collections=args.collection)
+        ask = {"k": k, "mode": args.mode, "collections": args.collection}
+        conversation = app.retriever.resume(parse_history(history, str(args.history)), **ask)
+        answer = app.retriever.ask(question, history=conversation, **ask)
     if args.json:
         print(json.dumps(answer.to_json_dict(), ensure_ascii=False))
         return 0
+    if answer.understood:
+        print(f"(read as: {answer.understood})")
     print(render_answer(answer))
     return 0
+
+
+def read_history(name: str) -> list[Any]:
+    """The conversation so far from a file (or `-`, stdin): a JSON list, or JSON lines, of
+    earlier questions (strings) and answers (as `qabot ask --json` prints them)."""
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BotError(f"cannot read the history {name}: {exc.strerror}") from exc
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+        if not isinstance(value, list):
+            value = [value]
+    except ValueError:
+        value = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value.append(json.loads(line))
+            except ValueError as exc:
+                raise BotError(
+                    f"the history {name} line {n} is not JSON ({exc.msg}); give a JSON list "
+                    "or one JSON question or answer a line"
+                ) from exc
+    from retriever.conversation import parse_history
+    from retriever.errors import BadQuestionError
+
+    try:
+        parse_history(value, f"the history {name}")
+    except BadQuestionError as exc:
+        raise BotError(str(exc)) from exc
+    return list(value)
 
 
 def render_answer(answer: Any) -> str:
@@ -382,6 +426,12 @@ COMMANDS = [
                 "--collection",
                 action="append",
                 help="ask only this collection (repeatable; default: all)",
+            ),
+            arg(
+                "--history",
+                metavar="FILE",
+                help="the conversation so far (a follow-up): a JSON list or JSON lines of "
+                "earlier questions and `--json` answers, oldest first; - reads stdin",
             ),
             arg("--json", action="store_true", help="print the answer as one JSON object"),
         ],
