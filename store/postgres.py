@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from store import migrations
-from store.errors import ModelMismatchError, NotFoundError, StoreUnavailableError
+from store.errors import ModelMismatchError, NotFoundError, StoreError, StoreUnavailableError
 from store.indexes.qdrant_transport import mask_url
 from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
 from store.seams import FeedRow, IndexArticle, UnitRow, VoteRow
@@ -542,6 +542,20 @@ class PostgresStore(_Reads):
                     (article.id,),
                 )
             _drop_unused(db, unused)
+            # Every vector it uses is here: one another process's forget dropped between
+            # this ingest's `known_vectors` and now would leave sentences unsearchable.
+            lacking = db.execute(
+                "SELECT COUNT(*) FROM (SELECT vec_hash FROM sentences WHERE article_id = %(id)s"
+                " UNION SELECT vec_hash FROM passages WHERE article_id = %(id)s) u"
+                " WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.hash = u.vec_hash)",
+                {"id": article.id},
+            ).fetchall()[0][0]
+            if lacking:
+                raise StoreError(
+                    f"{lacking} vectors of the article {article.title!r} are not in the store "
+                    "(removed by another process meanwhile?); nothing of it was written, "
+                    "ingest it again"
+                )
 
     def forget(self, ref: str, collection: str | None = None) -> list[ArticleInfo]:
         """Remove the articles `ref` names: an id (or its first 8+ characters), URL or key."""

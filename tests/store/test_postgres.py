@@ -150,3 +150,28 @@ def test_a_database_that_refuses_is_one_line_with_the_password_masked(
     assert "postgres:***@" in message and "hunter2" not in message
     assert "no_such_database" in message and "\\n" not in message
     assert isinstance(caught.value.__cause__, psycopg.Error)
+
+
+def test_an_article_whose_vectors_went_missing_is_not_written(postgres_url: str) -> None:
+    """What another process's forget could do between an ingest's look-up and its write."""
+    from store.errors import StoreError
+    from store.ingest import article_id
+    from store.models import PreparedArticle, SentenceSpan
+
+    store = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
+    text = "A sentence whose vector nobody staged."
+    article = PreparedArticle(
+        id=article_id("default", "k", "T", text),
+        key="k",
+        collection="default",
+        title="T",
+        text=text,
+        guid=None,
+        sentences=(SentenceSpan(start=0, end=len(text), passage=0, embedded="T\n" + text),),
+        passages=(),
+    )
+    generation = store.generation
+    with pytest.raises(StoreError, match="ingest it again"):
+        store.put_article(article)
+    assert store.articles() == [] and store.generation == generation
+    store.close()
