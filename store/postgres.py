@@ -684,11 +684,11 @@ class PostgresStore(_Reads):
         def one(sql: str) -> Any:
             return self._rows(sql)[0][0]
 
+        clients = one("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()")
         return {
             "store": f"postgresql at {self.where}",
-            "postgresql": f"answering; PostgreSQL {one('SHOW server_version')}, "
-            f"{one('SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()')}"
-            " connections to this database",
+            "postgresql": f"answering; PostgreSQL {one('SHOW server_version')}, {clients} "
+            f"connection{'' if clients == 1 else 's'} to this database",
             "articles": one("SELECT COUNT(*) FROM articles"),
             "sentences": one("SELECT COUNT(*) FROM sentences"),
             "passages": one("SELECT COUNT(*) FROM passages"),
