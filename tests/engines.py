@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -132,7 +133,7 @@ class PostgresServer:
     def drop(self, url: str) -> None:
         import psycopg
 
-        name = url.rsplit("/", 1)[1].split("?", 1)[0]
+        name = database_name(url)
         with psycopg.connect(self.url(), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -148,6 +149,11 @@ class PostgresServer:
         """Stop at once (its data is deleted next) and delete its folder."""
         self.pg_ctl("-m", "immediate", "stop")
         self._server.cleanup()
+
+
+def database_name(url: str) -> str:
+    """The database a postgresql:// URL names."""
+    return urlsplit(url).path.lstrip("/")
 
 
 @pytest.fixture(scope="session")

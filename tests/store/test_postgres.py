@@ -22,7 +22,7 @@ from store.ingest import Ingestor
 from store.models import RawArticle
 from store.postgres import PostgresStore
 from tests.doubles import HashingEmbedder
-from tests.engines import PostgresServer
+from tests.engines import PostgresServer, database_name
 
 MODEL = dict(model="hashing-64", dim=64)
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,4 +174,41 @@ def test_an_article_whose_vectors_went_missing_is_not_written(postgres_url: str)
     with pytest.raises(StoreError, match="ingest it again"):
         store.put_article(article)
     assert store.articles() == [] and store.generation == generation
+    store.close()
+
+
+def test_a_retriever_answers_from_what_it_holds_while_the_database_is_away(
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    embedder = HashingEmbedder()
+    store = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
+    ingest = Ingestor(store, embedder)
+    ingest.ingest(
+        [RawArticle(key="ferry", title="Ferry", text="The ferry sails at nine.", pre_cleaned=True)]
+    )
+    retriever = Retriever(store, embedder, tmp_path / "index", weights=Weights(abstain_below=0.0))
+    question = "When does the ferry sail?"
+    before = retriever.ask(question, k=1).model_dump(exclude={"timings"})
+    name = database_name(postgres_url)
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        # The database goes away: its connections cut, new ones refused.
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        try:
+            with pytest.raises(StoreUnavailableError, match="is not answering"):
+                store.articles()
+            assert retriever.ask(question, k=1).model_dump(exclude={"timings"}) == before
+        finally:
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+    # Back: what is written now is answered.
+    ingest.ingest(
+        [RawArticle(key="bus", title="Bus", text="The night bus leaves at two.", pre_cleaned=True)]
+    )
+    assert (
+        retriever.ask("When does the night bus leave?", k=1)
+        .answers[0]
+        .text.startswith("The night bus")
+    )
     store.close()
