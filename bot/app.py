@@ -12,10 +12,11 @@ from pathlib import Path
 
 from bot.settings import Settings, make_private
 from retriever.retriever import Retriever, Weights
-from store.db import Store
+from store.db import Store as SqliteStore
 from store.embedding import DEFAULT_MODEL, Embedder, load_embedder, model_folder, numpy_runs
 from store.indexes.source import IndexSource
 from store.ingest import Ingestor
+from store.seams import Store
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,16 @@ class App:
 
     @cached_property
     def store(self) -> Store:
+        """The store of truth: the PostgreSQL database QABOT_DATABASE_URL names, else the
+        data folder's SQLite file."""
         dim = _KNOWN_DIMS.get(self.settings.model) or self.query_embedder.dim
-        make_private(self.settings.data_dir)
-        return Store(self.settings.db_path, model=self.settings.model, dim=dim)
+        make_private(self.settings.data_dir)  # the indexes live there either way
+        if self.settings.database_url is not None:
+            from store.postgres import PostgresStore
+
+            url = self.settings.database_url.get_secret_value().strip()
+            return PostgresStore(url, model=self.settings.model, dim=dim)
+        return SqliteStore(self.settings.db_path, model=self.settings.model, dim=dim)
 
     @cached_property
     def index_source(self) -> IndexSource:
@@ -116,7 +124,14 @@ def index_source(settings: Settings) -> IndexSource:
 def writer_for(retriever: Retriever) -> tuple[Store, Ingestor]:
     """A second connection to `retriever`'s store and an ingestor on it with the retriever's
     embedder: for a thread that writes while another answers from the first connection
-    (SQLite's WAL mode lets the reader see the last committed state)."""
+    (SQLite's WAL mode, or PostgreSQL, lets the reader see the last committed state)."""
     read = retriever.store
-    store = Store(read.path, model=read.model, dim=read.dim)
+    store: Store
+    if isinstance(read, SqliteStore):
+        store = SqliteStore(read.path, model=read.model, dim=read.dim)
+    else:
+        from store.postgres import PostgresStore
+
+        assert isinstance(read, PostgresStore)
+        store = PostgresStore(read.url, model=read.model, dim=read.dim)
     return store, Ingestor(store, retriever.embedder)

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def all_commands() -> list[Command]:
     """The table of every `qabot` command: this module's, then each command module's."""
-    from bot import bench_cmd, chat, eval_cmd, feeds_cmd, serve
+    from bot import bench_cmd, chat, eval_cmd, feeds_cmd, migrate_cmd, serve
 
     return [
         *COMMANDS,
@@ -48,6 +48,7 @@ def all_commands() -> list[Command]:
         *feeds_cmd.COMMANDS,
         *bench_cmd.COMMANDS,
         *serve.COMMANDS,
+        *migrate_cmd.COMMANDS,
     ]
 
 
@@ -154,7 +155,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import ask_resident, socket_path
 
     question = " ".join(args.question)
-    if not settings.db_path.exists():
+    if not settings.has_store():
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )
@@ -260,7 +261,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     """List stored articles: id, title, publisher, date, sentence count and source."""
     from bot.app import App
 
-    if not settings.db_path.exists():
+    if not settings.has_store():
         print("No articles stored yet; add some with `qabot ingest FILES`.")
         return 0
     app = App(settings)
@@ -283,9 +284,15 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     """Show what the store holds: articles, sentences, passages, model, size on disk."""
     from bot.app import App
+    from store.errors import StoreUnavailableError
 
     app = App(settings)
-    stats = app.store.stats()
+    try:
+        stats = app.store.stats()
+    except StoreUnavailableError as exc:  # say which store, and that it is down
+        down = {"store": "postgresql", "postgresql": f"NOT ANSWERING: {exc}"}
+        print(json.dumps(down) if args.json else "\n".join(f"{k}: {v}" for k, v in down.items()))
+        return 1
     stats.update(app.index_source.describe(app.store, settings.index_dir))
     stats["data_dir"] = str(settings.data_dir)
     if args.json:
@@ -363,7 +370,7 @@ def cmd_votes(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import App
     from bot.votes import export_cases, votes
 
-    if not settings.db_path.exists():
+    if not settings.has_store():
         print("No store yet, so no votes.")
         return 0
     app = App(settings)

@@ -223,7 +223,7 @@ def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import App
     from retriever.evaluate import load_cases, run_cases
 
-    if not settings.db_path.exists():
+    if not settings.has_store():
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )

@@ -70,7 +70,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """
     from bot.app import App
 
-    if not settings.db_path.exists():
+    if not settings.has_store():
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     feed_sync_minutes: float = Field(30.0, alias="QABOT_FEED_SYNC_MINUTES", ge=0)
     # The confidence below which nothing is quoted: lenient, balanced, strict, or a number.
     abstain: float = Field(ABSTAIN_LEVELS["balanced"], alias="QABOT_ABSTAIN", ge=0, le=2)
+    # PostgreSQL as the store of truth (store/postgres.py), a libpq URI
+    # (postgresql://user:password@host:5432/db); None: SQLite in the data folder. Secret: it
+    # may carry a password, and is only ever shown masked.
+    database_url: SecretStr | None = Field(None, alias="QABOT_DATABASE_URL")
     # Qdrant for the search indexes (store/indexes/qdrant.py): http(s)://host:6333 for a
     # server, edge: or edge:///folder for Qdrant's engine in this process; None: local.
     # Secret: a URL may carry a password, and is only ever shown masked.
@@ -90,6 +94,18 @@ class Settings(BaseSettings):
             return [value]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _libpq_uri(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError(
+                "QABOT_DATABASE_URL must be a postgresql:// URI "
+                "(postgresql://user:password@host:5432/database), or empty for SQLite"
+            )
+        return value
+
     @field_validator("abstain", mode="before")
     @classmethod
     def _abstain_level(cls, value: object) -> object:
@@ -105,6 +121,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "qabot.sqlite3"
+
+    def has_store(self) -> bool:
+        """Whether there is a store to read: a database named, or the data folder's file."""
+        return self.database_url is not None or self.db_path.exists()
 
     @property
     def index_dir(self) -> Path:

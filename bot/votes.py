@@ -1,6 +1,7 @@
 """Answers people saw in Discord and their 👍 / 👎 votes, kept to become evaluation cases.
 
-The tables (`shown_answers`, `answer_votes`) are in store/db.py's schema.
+The store keeps them (its `record_answer`, `record_vote` and `votes`, on SQLite or
+PostgreSQL).
 
 An answer is recorded when it is shown (its question, the quoted sentences and their
 articles); a vote points at it. `export_cases` writes the 👍 answers in the format
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from store.db import Store
-from store.errors import NotFoundError
+from store.seams import Store
 
 
 @dataclass(frozen=True)
@@ -38,45 +38,20 @@ def record_answer(
     guild_id: int | str | None = None,
 ) -> int:
     """Remember an answer that was shown; returns its id for the vote buttons."""
-    with store.side_transaction() as db:
-        cur = db.execute(
-            "INSERT INTO shown_answers (question, sentences, article_ids, guild_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                question,
-                json.dumps(list(sentences), ensure_ascii=False),
-                json.dumps(list(article_ids)),
-                None if guild_id is None else str(guild_id),
-                _now(),
-            ),
-        )
-        return int(cur.lastrowid or 0)
+    guild = None if guild_id is None else str(guild_id)
+    return store.record_answer(question, sentences, article_ids, guild, _now())
 
 
 def record_vote(store: Store, answer_id: int, user_id: int | str, vote: int) -> None:
     """One vote per person per answer; voting again replaces it."""
     if vote not in (-1, 1):
         raise ValueError("a vote is +1 or -1")
-    with store.side_transaction() as db:
-        if db.execute("SELECT 1 FROM shown_answers WHERE id = ?", (answer_id,)).fetchone() is None:
-            raise NotFoundError(f"no answer {answer_id} is recorded; it may have been cleared")
-        db.execute(
-            "INSERT OR REPLACE INTO answer_votes (answer_id, user_id, vote, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (answer_id, str(user_id), vote, _now()),
-        )
+    store.record_vote(answer_id, str(user_id), vote, _now())  # NotFoundError without it
 
 
 def votes(store: Store) -> list[Vote]:
     """Every vote with the answer it is about, oldest first."""
-    rows = store.execute(
-        "SELECT a.id, a.question, a.sentences, a.article_ids, v.user_id, v.vote, a.guild_id"
-        " FROM answer_votes v JOIN shown_answers a ON a.id = v.answer_id"
-        " ORDER BY v.created_at, a.id"
-    ).fetchall()
-    return [
-        Vote(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], int(r[5]), r[6]) for r in rows
-    ]
+    return [Vote(*row) for row in store.votes()]
 
 
 def export_cases(store: Store, path: Path) -> tuple[int, int]:

@@ -25,6 +25,7 @@ import numpy as np
 from retriever.models import Source
 from retriever.population import Population
 from store.embedding import Embedder
+from store.errors import StoreUnavailableError
 from store.indexes.build import Indexes
 from store.indexes.saved import LocalIndexes, make_resident
 from store.indexes.source import IndexSource
@@ -194,9 +195,18 @@ class Snapshots:
     def current(self) -> Snapshot:
         """The snapshot of the store's generation now.
 
-        When one is loaded already and the new one cannot be read or built, the question is
+        When one is loaded already and the new one cannot be read or built, or the store
+        cannot be asked its generation (a database server that is down), the question is
         answered from the one loaded, and the next question tries again."""
-        generation = self.store.generation
+        try:
+            generation = self.store.generation
+        except StoreUnavailableError as exc:
+            if self._current is None:
+                raise
+            log.warning(
+                "answering from the indexes of change %d: %s", self._current.generation, exc
+            )
+            return self._current
         snapshot = self._current
         if snapshot is not None and snapshot.generation == generation:
             return snapshot

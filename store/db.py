@@ -7,10 +7,11 @@ one article is one transaction: an interrupted ingest leaves the store as it was
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from store import migrations
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
 from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
-from store.seams import IndexArticle, UnitRow
+from store.seams import FeedRow, IndexArticle, UnitRow, VoteRow
 
 log = logging.getLogger(__name__)
 
@@ -593,6 +594,7 @@ class Store(_Reads):
         """Counts and sizes for `qabot stats`."""
         one = self._db.execute
         return {
+            "store": f"sqlite at {self.path}",
             "articles": one("SELECT COUNT(*) FROM articles").fetchone()[0],
             "sentences": one("SELECT COUNT(*) FROM sentences").fetchone()[0],
             "passages": one("SELECT COUNT(*) FROM passages").fetchone()[0],
@@ -604,6 +606,93 @@ class Store(_Reads):
             "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
             "generation": self.generation,
         }
+
+    # -- feeds and votes: tables no index reads, so the generation stays -----------------
+
+    def feeds(self, collection: str | None = None) -> list[FeedRow]:
+        sql = (
+            "SELECT url, collection, title, etag, last_modified, last_synced, last_error,"
+            " allow_private FROM feeds"
+        )
+        args: tuple[object, ...] = ()
+        if collection is not None:
+            sql += " WHERE collection = ?"
+            args = (collection,)
+        rows = self._db.execute(sql + " ORDER BY collection, url", args).fetchall()
+        return [(*r[:-1], bool(r[-1])) for r in rows]
+
+    def put_feed(self, url: str, collection: str, title: str | None, allow_private: bool) -> None:
+        with self.side_transaction() as db:
+            db.execute(
+                "INSERT INTO feeds (url, collection, title, allow_private) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (url, collection) DO UPDATE SET title = excluded.title,"
+                " allow_private = excluded.allow_private",
+                (url, collection, title, int(allow_private)),
+            )
+
+    def remove_feed(self, url: str, collection: str) -> None:
+        with self.side_transaction() as db:
+            db.execute("DELETE FROM feeds WHERE url = ? AND collection = ?", (url, collection))
+
+    def record_feed_sync(
+        self,
+        url: str,
+        collection: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        title: str | None,
+        synced: str,
+        error: str | None,
+    ) -> None:
+        with self.side_transaction() as db:
+            db.execute(
+                "UPDATE feeds SET etag = ?, last_modified = ?, title = ?, last_synced = ?,"
+                " last_error = ? WHERE url = ? AND collection = ?",
+                (etag, last_modified, title, synced, error, url, collection),
+            )
+
+    def record_answer(
+        self,
+        question: str,
+        sentences: Sequence[str],
+        article_ids: Sequence[str],
+        guild_id: str | None,
+        created_at: str,
+    ) -> int:
+        with self.side_transaction() as db:
+            cur = db.execute(
+                "INSERT INTO shown_answers (question, sentences, article_ids, guild_id,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    question,
+                    json.dumps(list(sentences), ensure_ascii=False),
+                    json.dumps(list(article_ids)),
+                    guild_id,
+                    created_at,
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def record_vote(self, answer_id: int, user_id: str, vote: int, created_at: str) -> None:
+        with self.side_transaction() as db:
+            if not db.execute("SELECT 1 FROM shown_answers WHERE id = ?", (answer_id,)).fetchone():
+                raise NotFoundError(f"no answer {answer_id} is recorded; it may have been cleared")
+            db.execute(
+                "INSERT OR REPLACE INTO answer_votes (answer_id, user_id, vote, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (answer_id, user_id, vote, created_at),
+            )
+
+    def votes(self) -> list[VoteRow]:
+        rows = self._db.execute(
+            "SELECT a.id, a.question, a.sentences, a.article_ids, v.user_id, v.vote, a.guild_id"
+            " FROM answer_votes v JOIN shown_answers a ON a.id = v.answer_id"
+            " ORDER BY v.created_at, a.id"
+        ).fetchall()
+        return [
+            (r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], int(r[5]), r[6]) for r in rows
+        ]
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:

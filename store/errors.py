@@ -53,3 +53,8 @@ class BackendUnavailableError(StoreError):
 class SearchBackendError(BackendUnavailableError):
     """The search engine the indexes live in (Qdrant) failed or is not answering; the
     message names it by its URL with any password or API key masked."""
+
+
+class StoreUnavailableError(BackendUnavailableError):
+    """The database server the store lives on (PostgreSQL) refused or dropped the
+    connection; the message names it by its URL with the password masked."""

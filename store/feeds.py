@@ -1,4 +1,5 @@
-"""Subscribed feeds: a list in the store's `feeds` table, and syncing them into collections.
+"""Subscribed feeds: a list the store keeps (its `feeds` methods), and syncing them into
+collections.
 
 A feed is subscribed per collection; syncing asks each feed conditionally (its stored ETag
 and Last-Modified), so an unchanged feed costs one small request, and ingests only the
@@ -13,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from store.db import Store
 from store.errors import FetchError, NotFoundError, StoreError
 from store.ingest import Ingestor, IngestReport
+from store.seams import FeedRow, Store
 from store.sources.feeds import (
     ENTRY_SECONDS,
     MAX_ENTRY_PAGES,
@@ -106,23 +107,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _row_to_feed(
-    row: tuple[str, str, str | None, str | None, str | None, str | None, str | None, int],
-) -> Feed:
-    return Feed(*row[:-1], allow_private=bool(row[-1]))
+def _row_to_feed(row: FeedRow) -> Feed:
+    return Feed(*row[:-1], allow_private=row[-1])
 
 
 def list_feeds(store: Store, collection: str | None = None) -> list[Feed]:
     """The subscribed feeds, by collection then URL."""
-    sql = (
-        "SELECT url, collection, title, etag, last_modified, last_synced, last_error,"
-        " allow_private FROM feeds"
-    )
-    args: tuple[object, ...] = ()
-    if collection is not None:
-        sql += " WHERE collection = ?"
-        args = (collection,)
-    return [_row_to_feed(row) for row in store.execute(sql + " ORDER BY collection, url", args)]
+    return [_row_to_feed(row) for row in store.feeds(collection)]
 
 
 def add_feed(store: Store, url: str, collection: str, *, allow_private: bool) -> Feed:
@@ -140,13 +131,7 @@ def add_feed(store: Store, url: str, collection: str, *, allow_private: bool) ->
             "give the feed's own address, which sites link as RSS or Atom"
         )
     title = feed_title(response.body)
-    with store.side_transaction() as db:
-        db.execute(
-            "INSERT INTO feeds (url, collection, title, allow_private) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (url, collection) DO UPDATE SET title = excluded.title,"
-            " allow_private = excluded.allow_private",
-            (url, collection, title, int(allow_private)),
-        )
+    store.put_feed(url, collection, title, allow_private)
     return next(f for f in list_feeds(store, collection) if f.url == url)
 
 
@@ -159,11 +144,8 @@ def remove_feed(store: Store, url: str, collection: str | None = None) -> list[F
         raise NotFoundError(
             f"no subscribed feed {url}{where}; `qabot feeds list` shows the subscribed ones"
         )
-    with store.side_transaction() as db:
-        for feed in feeds:
-            db.execute(
-                "DELETE FROM feeds WHERE url = ? AND collection = ?", (feed.url, feed.collection)
-            )
+    for feed in feeds:
+        store.remove_feed(feed.url, feed.collection)
     return feeds
 
 
@@ -187,11 +169,12 @@ def sync_feeds(
     entries could not be read or were left by those limits, the feed's ETag is not kept,
     so the next sync asks again and reads them. `progress(feed)` is called before each feed.
 
-    Blocking (network and embedding). `store` holds one SQLite connection without a lock,
-    so a caller on another thread (a Discord bot's executor) must give this function a
-    Store and Ingestor of its own, opened on the same file (WAL lets the answering
-    connection keep reading), and must not run two syncs at once; sharing the bot's Store
-    across threads would interleave transactions on one connection.
+    Blocking (network and embedding). A SQLite `store` holds one connection without a
+    lock, so a caller on another thread (a Discord bot's executor) must give this function
+    a Store and Ingestor of its own (`bot.app.writer_for`: on the same file, where WAL lets
+    the answering connection keep reading, or the same database), and must not run two
+    syncs at once; sharing the bot's Store across threads would interleave transactions on
+    one connection.
     """
     report = FeedSyncReport(max_entry_pages=max_entry_pages, entry_seconds=entry_seconds)
     for feed in list_feeds(store, collection):
@@ -271,9 +254,12 @@ def _record(
     title: str | None,
     error: str | None = None,
 ) -> None:
-    with store.side_transaction() as db:
-        db.execute(
-            "UPDATE feeds SET etag = ?, last_modified = ?, title = ?, last_synced = ?,"
-            " last_error = ? WHERE url = ? AND collection = ?",
-            (etag, last_modified, title, _now(), error, feed.url, feed.collection),
-        )
+    store.record_feed_sync(
+        feed.url,
+        feed.collection,
+        etag=etag,
+        last_modified=last_modified,
+        title=title,
+        synced=_now(),
+        error=error,
+    )

@@ -4,14 +4,16 @@
 meets the same contract: each article written whole or not at all, a generation that moves
 with every change searches can see, the model recorded and enforced, migrations numbered.
 
-Still spoken in SQLite's own SQL, outside this contract: the feeds, votes and benchmark-seed
-tables (`store/feeds.py`, `bot/votes.py`, `bot/scale.py`) through `execute` and
-`side_transaction`.
+`store.postgres.PostgresStore` (QABOT_DATABASE_URL) is the second. Beside the articles, the
+store keeps tables no index reads (feeds, the answers shown and their votes): named methods
+below, whose writes leave the generation as it is; a new such table gets methods of its own
+here, on both stores. Still spoken in SQLite's own SQL, outside this contract: the
+benchmark's synthetic stores (`bot/scale.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -26,6 +28,10 @@ UnitRow = tuple[int, str, str, str, str, int, bytes, int, int, bytes | None, byt
 # id, collection, title, publisher, url, published, source
 IndexArticle = tuple[str, str, str, str | None, str | None, str | None, str | None]
 TokenRows = dict[bytes, tuple[np.ndarray, np.ndarray]]  # text hash -> (piece ids, int8 vectors)
+# url, collection, title, etag, last_modified, last_synced, last_error, allow_private
+FeedRow = tuple[str, str, str | None, str | None, str | None, str | None, str | None, bool]
+# answer id, question, quoted sentences, their article ids, user id, vote (+1/-1), guild id
+VoteRow = tuple[int, str, list[str], list[str], str, int, str | None]
 
 
 class StoreReads(Protocol):
@@ -134,3 +140,50 @@ class Store(StoreReads, Protocol):
         ...
 
     def stats(self) -> dict[str, object]: ...
+
+    # -- feeds (store/feeds.py): the generation does not move -----------------------------
+
+    def feeds(self, collection: str | None = None) -> list[FeedRow]:
+        """The subscribed feeds (of one collection, or all), by collection then URL."""
+        ...
+
+    def put_feed(self, url: str, collection: str, title: str | None, allow_private: bool) -> None:
+        """Subscribe, or refresh the title and permission of a subscription."""
+        ...
+
+    def remove_feed(self, url: str, collection: str) -> None: ...
+
+    def record_feed_sync(
+        self,
+        url: str,
+        collection: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        title: str | None,
+        synced: str,
+        error: str | None,
+    ) -> None:
+        """What the last sync of a feed found (`synced`: its ISO time)."""
+        ...
+
+    # -- answers shown in Discord and the votes on them (bot/votes.py) ---------------------
+
+    def record_answer(
+        self,
+        question: str,
+        sentences: Sequence[str],
+        article_ids: Sequence[str],
+        guild_id: str | None,
+        created_at: str,
+    ) -> int:
+        """Keep an answer that was shown; its id."""
+        ...
+
+    def record_vote(self, answer_id: int, user_id: str, vote: int, created_at: str) -> None:
+        """One vote per user per answer, the last one kept; NotFoundError without the answer."""
+        ...
+
+    def votes(self) -> list[VoteRow]:
+        """Every vote with its answer, oldest first."""
+        ...

@@ -24,3 +24,7 @@ def real_embedder():  # type: ignore[no-untyped-def]
     from store.embedding.sentence_transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+# The store backends' fixtures (tests/engines.py), for every test module.
+from tests.engines import open_store, postgres_server, postgres_url, store_kind  # noqa: E402, F401

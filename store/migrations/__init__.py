@@ -17,8 +17,10 @@ To change the layout: add `mNNN_what.py` here with the next number, list it belo
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from store.migrations import m002_feed_allow_private, m003_sentence_token_vectors
 from store.migrations.writer import Writer
@@ -29,6 +31,9 @@ class SchemaStep:
     number: int
     name: str
     apply: Callable[[sqlite3.Connection], None]  # inside the step's transaction
+    # The same change in PostgreSQL's SQL (store/postgres.py), on a psycopg connection inside
+    # the step's transaction; None where the SQLite one is portable.
+    apply_postgres: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,12 @@ class Backfill:
 
 
 SCHEMA_STEPS: tuple[SchemaStep, ...] = (
-    SchemaStep(2, "feed_allow_private", m002_feed_allow_private.apply),
+    SchemaStep(
+        2,
+        "feed_allow_private",
+        m002_feed_allow_private.apply,
+        m002_feed_allow_private.apply_postgres,
+    ),
 )
 BACKFILLS: tuple[Backfill, ...] = (
     Backfill(3, "sentence_token_vectors", m003_sentence_token_vectors.run),
@@ -97,3 +107,45 @@ def _done(db: sqlite3.Connection) -> set[int]:
 
 def _record(db: sqlite3.Connection, numbers: list[int]) -> None:
     db.executemany("INSERT OR REPLACE INTO meta VALUES (?, 'done')", [(key(n),) for n in numbers])
+
+
+# -- the same migrations on PostgreSQL (store/postgres.py) -----------------------------------
+# PostgreSQL stores start at the latest layout (they are newer than every schema step so
+# far); a step still runs on one that lacks it, each in a transaction of its own under the
+# store's write lock, so that processes opening one database together apply it once.
+
+
+def migrate_postgres(transaction: Callable[..., AbstractContextManager[Any]]) -> None:
+    """Apply the schema steps a PostgreSQL store has not had; `transaction(bump=False)`
+    opens one write transaction under the store's lock."""
+    with transaction(bump=False) as db:
+        if not _done_postgres(db):  # none recorded: it has the first layout, as SQLite's
+            flag = db.execute("SELECT value FROM meta WHERE key = 'tokens_complete'").fetchone()
+            record_postgres(db, [1, 3] if flag is not None and flag[0] == "1" else [1])
+    for step in SCHEMA_STEPS:
+        with transaction(bump=False) as db:
+            if step.number in _done_postgres(db):  # read under the lock: another may have
+                continue
+            (step.apply_postgres or step.apply)(db)
+            record_postgres(db, [step.number])
+
+
+def done_postgres(rows: Callable[[str], list[Any]]) -> set[int]:
+    """The migrations a PostgreSQL store has had; `rows(sql)` runs a read."""
+    return {int(r[0].split(":", 1)[1]) for r in rows(_DONE_SQL)}
+
+
+def record_postgres(db: Any, numbers: Iterable[int]) -> None:
+    """Record migrations as had, on a psycopg connection in a transaction."""
+    with db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO meta VALUES (%s, 'done') ON CONFLICT (key) DO NOTHING",
+            [(key(n),) for n in numbers],
+        )
+
+
+_DONE_SQL = "SELECT key FROM meta WHERE key LIKE 'migration:%'"  # run without parameters
+
+
+def _done_postgres(db: Any) -> set[int]:
+    return done_postgres(lambda sql: db.execute(sql).fetchall())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 
 def apply(db: sqlite3.Connection) -> None:
@@ -11,3 +12,10 @@ def apply(db: sqlite3.Connection) -> None:
     # has it already.
     if "allow_private" not in columns:
         db.execute("ALTER TABLE feeds ADD COLUMN allow_private INTEGER NOT NULL DEFAULT 0")
+
+
+def apply_postgres(db: Any) -> None:
+    """The same on PostgreSQL (a psycopg connection), which can say "if not there" itself."""
+    db.execute(
+        "ALTER TABLE feeds ADD COLUMN IF NOT EXISTS allow_private INTEGER NOT NULL DEFAULT 0"
+    )

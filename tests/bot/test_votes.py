@@ -1,4 +1,5 @@
-"""Votes on answers shown in Discord, and their export as evaluation cases."""
+"""Votes on answers shown in Discord, and their export as evaluation cases, kept in each
+store of truth (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import pytest
 
 from bot.votes import export_cases, record_answer, record_vote, votes
 from retriever.evaluate import load_cases
-from store.db import Store
 from store.errors import NotFoundError
+from store.seams import Store
+from tests.engines import OpenStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "qabot.sqlite3", model="hashing-64", dim=64)
+def store(open_store: OpenStore) -> Store:
+    return open_store()
 
 
 def test_votes_keep_question_and_answer_and_do_not_touch_the_indexes(store: Store) -> None:

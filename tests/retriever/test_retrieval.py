@@ -14,7 +14,7 @@ from store.db import Store
 from store.ingest import Ingestor
 from store.sources.files import load_file
 from tests.conftest import SAMPLE_ARTICLE, need_shared
-from tests.engines import BACKENDS, index_source
+from tests.engines import BACKENDS, OpenStore, index_source
 from tests.retriever.test_evaluate import write_reqa
 
 pytestmark = pytest.mark.slow
@@ -30,9 +30,12 @@ def _store(tmp_path: Path, embedder) -> Store:  # type: ignore[no-untyped-def]
     return Store(tmp_path / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
 
 
-def test_reqa_harness_end_to_end(tmp_path: Path, real_embedder, backend: str) -> None:  # type: ignore[no-untyped-def]
+def test_reqa_harness_end_to_end(
+    tmp_path: Path, real_embedder, backend: str, open_store: OpenStore
+) -> None:  # type: ignore[no-untyped-def]
+    """On each search backend and each store of truth (SQLite, PostgreSQL)."""
     data = load_reqa(write_reqa(tmp_path / "reqa"))
-    store = _store(tmp_path, real_embedder)
+    store = open_store(model=real_embedder.name, dim=real_embedder.dim)
     Ingestor(store, real_embedder).ingest(a.raw() for a in data.articles)
     spans, report = map_store(store, data)
     assert report.articles == 2 and report.extra_spans == 1
@@ -49,9 +52,10 @@ def test_reqa_harness_end_to_end(tmp_path: Path, real_embedder, backend: str) ->
 
 
 @pytest.fixture
-def news(tmp_path: Path, real_embedder, backend: str) -> Retriever:  # type: ignore[no-untyped-def]
-    """A store holding one real news article (pasted twice, with furniture)."""
-    store = _store(tmp_path, real_embedder)
+def news(tmp_path: Path, real_embedder, backend: str, open_store: OpenStore) -> Retriever:  # type: ignore[no-untyped-def]
+    """A store holding one real news article (pasted twice, with furniture), on each store
+    of truth."""
+    store = open_store(model=real_embedder.name, dim=real_embedder.dim)
     Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
     return Retriever(
         store, real_embedder, tmp_path / "index", search=index_source(backend, tmp_path)
@@ -80,11 +84,11 @@ def test_unanswerable_question_abstains(news: Retriever, question: str) -> None:
 
 
 def test_quotes_come_from_the_stored_text_with_the_sentence_they_lean_on(
-    tmp_path: Path, real_embedder, backend: str
+    tmp_path: Path, real_embedder, backend: str, open_store: OpenStore
 ) -> None:  # type: ignore[no-untyped-def]
     from store.models import RawArticle
 
-    store = _store(tmp_path, real_embedder)
+    store = open_store(model=real_embedder.name, dim=real_embedder.dim)
     text = (
         "The Harwick footbridge reopened on Monday after two years of repairs.\n\n"
         "Maria Okafor was the chief engineer of the city. "
@@ -155,9 +159,9 @@ def _mapped(array: np.ndarray) -> bool:
 
 
 def test_a_store_made_before_token_vectors_still_answers_and_the_next_ingest_adds_them(
-    tmp_path: Path, real_embedder, backend: str
+    tmp_path: Path, real_embedder, backend: str, open_store: OpenStore
 ) -> None:  # type: ignore[no-untyped-def]
-    store = _store(tmp_path, real_embedder)
+    store = open_store(model=real_embedder.name, dim=real_embedder.dim)
     Ingestor(store, real_embedder).ingest(load_file(need_shared(SAMPLE_ARTICLE)))
     with store.transaction() as db:  # what a store from before 2026-12-02 holds
         db.execute("DELETE FROM token_vectors")

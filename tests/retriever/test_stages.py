@@ -17,12 +17,11 @@ from retriever.retriever import Retriever
 from retriever.scoring import Ranked, score_hybrid
 from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
-from store.db import Store
 from store.indexes.bm25 import tokenize
 from store.ingest import Ingestor
 from store.models import RawArticle
 from tests.doubles import HashingEmbedder
-from tests.engines import ALL_BACKENDS, index_source
+from tests.engines import ALL_BACKENDS, OpenStore, index_source
 
 BRIDGE = (
     "The Harwick footbridge reopened on Monday after a two-year repair.\n\n"
@@ -38,10 +37,10 @@ FERRY = (
 
 
 @pytest.fixture(params=ALL_BACKENDS)
-def snapshots(tmp_path: Path, request: pytest.FixtureRequest) -> Snapshots:
-    """The two-article store, its indexes searched on each backend."""
+def snapshots(tmp_path: Path, request: pytest.FixtureRequest, open_store: OpenStore) -> Snapshots:
+    """The two-article store, on each store of truth, its indexes searched on each backend."""
     embedder = HashingEmbedder()
-    store = Store(tmp_path / "qabot.sqlite3", model=embedder.name, dim=embedder.dim)
+    store = open_store(model=embedder.name, dim=embedder.dim)
     ingest = Ingestor(store, embedder)
     ingest.ingest(
         [RawArticle(key="bridge", title="Harwick footbridge", text=BRIDGE, pre_cleaned=True)],

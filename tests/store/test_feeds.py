@@ -1,4 +1,5 @@
-"""Subscribed feeds against the local test site: add, list, remove, sync, and the CLI."""
+"""Subscribed feeds against the local test site: add, list, remove, sync, and the CLI; kept
+in each store of truth (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from store.db import Store
+from store.db import Store as SqliteStore
 from store.errors import FetchError, NotFoundError
 from store.feeds import add_feed, list_feeds, remove_feed, sync_feeds
 from store.ingest import Ingestor
+from store.seams import Store
 from tests.doubles import HashingEmbedder
+from tests.engines import OpenStore
 from tests.store.web_fixtures.site import Site, serve
 
 
@@ -24,10 +27,8 @@ def site() -> Iterator[Site]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "qabot.sqlite3", model="hashing-64", dim=64)
-    yield s
-    s.close()
+def store(open_store: OpenStore) -> Store:
+    return open_store()
 
 
 @pytest.fixture
@@ -36,12 +37,7 @@ def ingestor(store: Store) -> Ingestor:
 
 
 def keys(store: Store, collection: str | None = None) -> list[str]:
-    sql = "SELECT key FROM articles"
-    args: tuple[object, ...] = ()
-    if collection:
-        sql += " WHERE collection = ?"
-        args = (collection,)
-    return sorted(row[0] for row in store.execute(sql + " ORDER BY key", args))
+    return sorted(a.key for a in store.articles(collection=collection))
 
 
 def test_add_list_remove(site: Site, store: Store) -> None:
@@ -147,7 +143,7 @@ def test_sync_refuses_a_private_feed_subscribed_without_allow_private(
         db.execute(
             "INSERT INTO feeds (url, collection) VALUES (?, 'news')", (site.url("/rss.xml"),)
         )
-    store = Store(path, model="hashing-64", dim=64)
+    store = SqliteStore(path, model="hashing-64", dim=64)
     try:
         report = sync_feeds(store, Ingestor(store, HashingEmbedder()))
         [failed] = report.failed

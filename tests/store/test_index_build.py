@@ -16,6 +16,7 @@ from store.indexes.saved import open_indexes
 from store.ingest import Ingestor
 from store.models import RawArticle
 from tests.doubles import HashingEmbedder
+from tests.engines import OpenStore
 
 
 def _article(i: int) -> RawArticle:
@@ -29,17 +30,17 @@ def _article(i: int) -> RawArticle:
 
 
 def test_indexes_built_while_an_ingest_commits_are_one_snapshot_of_the_store(
-    tmp_path: Path,
+    open_store: OpenStore,
 ) -> None:
     """`qabot serve` rebuilding its indexes while `qabot ingest` commits article after
-    article: every build succeeds and holds the articles of the generation it records."""
+    article: every build succeeds and holds the articles of the generation it records (on
+    SQLite's WAL, and on PostgreSQL's REPEATABLE READ)."""
     embedder = HashingEmbedder()
-    path = tmp_path / "qabot.sqlite3"
-    reader = Store(path, model=embedder.name, dim=embedder.dim)
+    reader = open_store(model=embedder.name, dim=embedder.dim)
     Ingestor(reader, embedder).ingest([_article(i) for i in range(60)])
     first = reader.generation
     # A second connection, as another process's ingest has: one article a transaction.
-    writer = Store(path, model=embedder.name, dim=embedder.dim)
+    writer = open_store(model=embedder.name, dim=embedder.dim)
     stop = threading.Event()
 
     def ingest_forever() -> None:

@@ -1,4 +1,5 @@
-"""The ingest pipeline and the SQLite store, with a deterministic embedder passed in."""
+"""The ingest pipeline and the store, on SQLite and on PostgreSQL (tests/engines.py), with a
+deterministic embedder passed in."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.db import Store
+from store.db import Store as SqliteStore
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
 from store.indexes.build import build_indexes
 from store.indexes.saved import open_indexes
 from store.indexes.tokens import Encoded
 from store.ingest import Ingestor
 from store.models import RawArticle
+from store.seams import Store
 from store.sources.files import find_files, load_file
 from tests.doubles import HashingEmbedder
+from tests.engines import OpenStore
 
 BODY = (
     "The bridge reopened on Monday after a two-year repair of all its cables. "
@@ -44,8 +47,9 @@ class CountingEmbedder(HashingEmbedder):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "qabot.sqlite3", model="hashing-64", dim=64)
+def store(open_store: OpenStore) -> Store:
+    """The test's store, on each backend."""
+    return open_store()
 
 
 def article(text: str = BODY, key: str = "https://example.org/bridge", **kw: str) -> RawArticle:
@@ -98,7 +102,7 @@ def tokens_complete(store: Store) -> bool:
 
 
 def test_a_store_written_before_token_vectors_gets_them_on_the_next_ingest(
-    store: Store, tmp_path: Path
+    store: Store, open_store: OpenStore
 ) -> None:
     emb = CountingEmbedder()
     ingest = Ingestor(store, emb)
@@ -109,7 +113,7 @@ def test_a_store_written_before_token_vectors_gets_them_on_the_next_ingest(
         db.execute("DELETE FROM token_vectors")
         # As written before migrations were numbered, without the flag that said "complete".
         db.execute("DELETE FROM meta WHERE key = 'tokens_complete' OR key LIKE 'migration:%'")
-    old = Store(store.path, model="hashing-64", dim=64)  # opened anew, as by a newer qabot
+    old = open_store()  # opened anew, as by a newer qabot
     assert not tokens_complete(old)
     # Any ingest fills them in, even of another article, from the store alone: the same
     # rows a fresh ingest writes.
@@ -247,18 +251,17 @@ def test_saved_indexes_carry_the_z_score_sample_so_a_first_question_need_not_gat
     assert (current / "sample.sentences.npz").exists()
 
 
-def test_store_refuses_another_model(tmp_path: Path) -> None:
-    path = tmp_path / "qabot.sqlite3"
-    Store(path, model="hashing-64", dim=64).close()
+def test_store_refuses_another_model(open_store: OpenStore) -> None:
+    open_store(model="hashing-64", dim=64).close()
     with pytest.raises(ModelMismatchError, match="hashing-64"):
-        Store(path, model="all-MiniLM-L6-v2", dim=384)
+        open_store(model="all-MiniLM-L6-v2", dim=384)
 
 
 def test_store_refuses_a_file_that_is_not_a_store(tmp_path: Path) -> None:
     path = tmp_path / "qabot.sqlite3"
     path.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(StoreCorruptError, match="--data-dir"):
-        Store(path, model="hashing-64", dim=64)
+        SqliteStore(path, model="hashing-64", dim=64)
 
 
 def test_long_sentences_are_cut_to_fit_the_window(store: Store) -> None:
@@ -329,7 +332,7 @@ Ingestor(store, Slow()).ingest(arts)
 
 def test_killed_ingest_leaves_whole_articles_only(tmp_path: Path) -> None:
     path = tmp_path / "qabot.sqlite3"
-    store = Store(path, model="hashing-64", dim=64)
+    store = SqliteStore(path, model="hashing-64", dim=64)
     Ingestor(store, HashingEmbedder()).ingest([article()])
     store.close()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -363,7 +366,7 @@ def test_killed_ingest_leaves_whole_articles_only(tmp_path: Path) -> None:
     assert missing == 0
     db.close()
     # The store opens and indexes fine afterwards.
-    reopened = Store(path, model="hashing-64", dim=64)
+    reopened = SqliteStore(path, model="hashing-64", dim=64)
     assert len(build_indexes(reopened).sentences.rowids) == sum(r[1] for r in rows)
 
 

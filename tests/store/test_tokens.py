@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.db import Store
 from store.indexes.saved import open_indexes
 from store.indexes.tokens import fit_projection, quantize
 from store.ingest import Ingestor
 from store.models import RawArticle
+from store.seams import Store
 from tests.doubles import HashingEmbedder
+from tests.engines import OpenStore
 
 BODY = (
     "The bridge reopened on Monday after a two-year repair of all its cables. "
@@ -27,8 +28,9 @@ def article(text: str = BODY, key: str = "bridge", title: str = "Harbour crossin
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "qabot.sqlite3", model="hashing-64", dim=64)
+def store(open_store: OpenStore) -> Store:
+    """The test's store, on SQLite and on PostgreSQL."""
+    return open_store()
 
 
 def token_rows(store: Store) -> dict[str, int]:
