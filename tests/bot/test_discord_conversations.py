@@ -16,16 +16,12 @@ from store.db import Store
 from store.ingest import Ingestor
 from store.sources.files import find_files, load_file
 from tests.bot.conftest import COLLECTION, World
+from tests.bot.test_chat import CAIRO, DELIVERY, RUSSIA, VISIT, WHO
 from tests.bot.test_discord_permissions import channel_without
 from tests.conftest import PROJECT_SAMPLES, SAMPLE_ARTICLE, need_shared
 
 pytestmark = pytest.mark.slow
 
-WHO = "Who is Khalifa Hafter?"
-RUSSIA = "What has his army received from Russia?"
-CAIRO = "Whom did he meet in Cairo?"
-DELIVERY = "His LNA has taken delivery of Russian fighter jets and tanks"
-VISIT = "the Libyan general visited Cairo to discuss the details of cooperation"
 BRIDGE_ANSWER = "The repair was led by Dr. Samuel K. Achebe of Northline Engineering."
 
 
