@@ -14,7 +14,7 @@ from bot.settings import Settings, make_private
 from retriever.retriever import Retriever, Weights
 from store.db import Store as SqliteStore
 from store.embedding import DEFAULT_MODEL, Embedder, load_embedder, model_folder, numpy_runs
-from store.indexes.seams import IndexSource
+from store.indexes.source import IndexSource
 from store.ingest import Ingestor
 from store.seams import Store
 

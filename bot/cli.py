@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -38,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def all_commands() -> list[Command]:
     """The table of every `qabot` command: this module's, then each command module's."""
-    from bot import bench_cmd, eval_cmd, feeds_cmd, migrate_cmd, serve
+    from bot import bench_cmd, chat, eval_cmd, feeds_cmd, migrate_cmd, serve
 
     return [
         *COMMANDS,
+        *chat.COMMANDS,
         *eval_cmd.COMMANDS,
         *feeds_cmd.COMMANDS,
         *bench_cmd.COMMANDS,
@@ -158,6 +160,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )
     k = args.k or settings.answers
+    history = read_history(args.history) if args.history else []
     # A running `qabot serve` has the model and indexes loaded: ask it first.
     answer = ask_resident(
         socket_path(settings),
@@ -166,17 +169,59 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         mode=args.mode,
         collections=args.collection,
         abstain=settings.abstain,
+        history=history,
     )
     if answer is None:
         from bot.app import App
+        from retriever.conversation import parse_history
 
         app = App(settings)
-        answer = app.retriever.ask(question, k=k, mode=args.mode, collections=args.collection)
+        ask = {"k": k, "mode": args.mode, "collections": args.collection}
+        conversation = app.retriever.resume(parse_history(history, str(args.history)), **ask)
+        answer = app.retriever.ask(question, history=conversation, **ask)
     if args.json:
         print(json.dumps(answer.to_json_dict(), ensure_ascii=False))
         return 0
+    if answer.understood:
+        print(f"(read as: {answer.understood})")
     print(render_answer(answer))
     return 0
+
+
+def read_history(name: str) -> list[Any]:
+    """The conversation so far from a file (or `-`, stdin): a JSON list, or JSON lines, of
+    earlier questions (strings) and answers (as `qabot ask --json` prints them)."""
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BotError(f"cannot read the history {name}: {exc.strerror}") from exc
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+        if not isinstance(value, list):
+            value = [value]
+    except ValueError:
+        value = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value.append(json.loads(line))
+            except ValueError as exc:
+                raise BotError(
+                    f"the history {name} line {n} is not JSON ({exc.msg}); give a JSON list "
+                    "or one JSON question or answer a line"
+                ) from exc
+    from retriever.conversation import parse_history
+    from retriever.errors import BadQuestionError
+
+    try:
+        parse_history(value, f"the history {name}")
+    except BadQuestionError as exc:
+        raise BotError(str(exc)) from exc
+    return list(value)
 
 
 def render_answer(answer: Any) -> str:
@@ -256,6 +301,47 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     width = max(map(len, stats))
     for key, value in stats.items():
         print(f"{key:>{width}}: {value}")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the search indexes anew from the store (in the data folder, or in Qdrant when
+    QABOT_QDRANT_URL is set).
+
+    They are derived from the store and rebuilt on their own when missing, stale or
+    unreadable; this is for when they are in doubt (a Qdrant restored from an old backup,
+    points deleted by hand) or to have them ready before the first question. Nothing in the
+    store changes; a running bot or `qabot serve` answers from what it holds meanwhile."""
+    from bot.app import App
+
+    app = App(settings)
+    try:
+        store, source = app.store, app.index_source
+        total = store.unit_count("sentences") + store.unit_count("passages")
+        started = time.perf_counter()
+        bar = None if args.json else _progress(total, "rebuilding", "rows")
+        try:
+            indexes = source.rebuild(store, settings.index_dir, bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        report = {
+            "search": source.describe(store, settings.index_dir).get("search", source.name),
+            "generation": indexes.generation,
+            "sentences": len(indexes.sentences.rowids),
+            "passages": len(indexes.passages.rowids),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"rebuilt generation {report['generation']} in {report['search']}: "
+            f"{report['sentences']} sentences, {report['passages']} passages "
+            f"in {report['seconds']} s"
+        )
     return 0
 
 
@@ -348,6 +434,12 @@ COMMANDS = [
                 action="append",
                 help="ask only this collection (repeatable; default: all)",
             ),
+            arg(
+                "--history",
+                metavar="FILE",
+                help="the conversation so far (a follow-up): a JSON list or JSON lines of "
+                "earlier questions and `--json` answers, oldest first; - reads stdin",
+            ),
             arg("--json", action="store_true", help="print the answer as one JSON object"),
         ],
     ),
@@ -360,6 +452,7 @@ COMMANDS = [
         ],
     ),
     Command("stats", cmd_stats, [arg("--json", action="store_true", help="print JSON")]),
+    Command("rebuild", cmd_rebuild, [arg("--json", action="store_true", help="print JSON")]),
     Command(
         "forget",
         cmd_forget,

@@ -31,8 +31,10 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot.app import writer_for
+from bot.discord_conversations import MAX_TURNS, Conversations, question_of
 from bot.discord_format import (
     ABSTAIN_REPLY,
+    BACKEND_DOWN_REPLY,
     MESSAGE_LIMIT,
     format_answer,
     format_forgotten,
@@ -42,10 +44,11 @@ from bot.discord_format import (
 )
 from bot.errors import BotError
 from bot.settings import Settings
+from retriever.conversation import Conversation, Turn
 from retriever.models import Answer
 from retriever.retriever import Retriever
 from store.db import Store
-from store.errors import NotFoundError, SkipSource, StoreError
+from store.errors import BackendUnavailableError, NotFoundError, SkipSource, StoreError
 from store.ingest import Ingestor, IngestReport
 from store.models import ArticleInfo, RawArticle
 
@@ -56,7 +59,6 @@ T = TypeVar("T")
 NO_PINGS = discord.AllowedMentions.none()
 MAX_QUESTION = 300
 MAX_ATTACHMENT_BYTES = 5_000_000
-_MENTION = re.compile(r"<@!?\d+>")
 # The permissions a mention needs, by the names a server's settings show.
 PERMISSION_NAMES = {
     "create_public_threads": "Create Public Threads",
@@ -155,11 +157,24 @@ class Service:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def ask(self, question: str, collection: str) -> Answer:
-        return await self._on(self._reader, self._ask, question, collection)
+    async def ask(
+        self, question: str, collection: str, history: Conversation | None = None
+    ) -> Answer:
+        return await self._on(self._reader, self._ask, question, collection, history)
 
-    def _ask(self, question: str, collection: str) -> Answer:
-        return self.retriever.ask(question, k=self.answers, collections=[collection])
+    def _ask(self, question: str, collection: str, history: Conversation | None = None) -> Answer:
+        return self.retriever.ask(
+            question, k=self.answers, collections=[collection], history=history
+        )
+
+    async def resume(self, questions: list[str], collection: str) -> Conversation:
+        """The conversation these earlier questions make, each asked again in order (after
+        a restart, from what Discord shows)."""
+        items: list[str | Turn] = list(questions)
+        return await self._on(
+            self._reader,
+            lambda: self.retriever.resume(items, k=self.answers, collections=[collection]),
+        )
 
     async def articles(self, collection: str) -> list[ArticleInfo]:
         return await self._on(
@@ -280,6 +295,7 @@ class QABot(commands.Bot):
         self.cooldown = Cooldown(settings.cooldown_questions, settings.cooldown_seconds)
         self._feed_loop: tasks.Loop[Any] | None = None
         self._warned: set[tuple[int, tuple[str, ...]]] = set()
+        self.conversations = Conversations()
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -326,19 +342,24 @@ class QABot(commands.Bot):
         return self.settings.discord_collections.get(str(guild_id), f"guild-{guild_id}")
 
     async def answer(
-        self, question: str, guild_id: int | None, *, note: str = ""
-    ) -> tuple[str, discord.ui.View | None]:
-        """The reply to a question: text (ending with `note`, if any) and, for a real
-        answer, the vote buttons."""
-        answer = await self.service.ask(question, self.collection_for(guild_id))
+        self,
+        question: str,
+        guild_id: int | None,
+        *,
+        note: str = "",
+        history: Conversation | None = None,
+    ) -> tuple[str, discord.ui.View | None, Answer]:
+        """The reply to a question (after the turns of `history`, if any): text (ending
+        with `note`, if any), for a real answer the vote buttons, and the answer."""
+        answer = await self.service.ask(question, self.collection_for(guild_id), history)
         if note:
             text = f"{format_answer(answer, limit=MESSAGE_LIMIT - len(note) - 2)}\n\n{note}"
         else:
             text = format_answer(answer)
         if answer.abstained:
-            return text, None
+            return text, None, answer
         answer_id = await self.service.record_answer(answer, guild_id)
-        return text, vote_view(answer_id)
+        return text, vote_view(answer_id), answer
 
     def cooldown_message(self, retry: float) -> str:
         return f"You're asking quickly; try again in {max(1, round(retry))} s."
@@ -351,24 +372,28 @@ class QABot(commands.Bot):
         channel = message.channel
         in_our_thread = isinstance(channel, discord.Thread) and channel.owner_id == self.user.id
         mentioned = self.user in message.mentions
-        if not in_our_thread and not mentioned:
+        replied = _replied_answer(message, self.user.id)
+        if not in_our_thread and not mentioned and replied is None:
             return
         if not in_our_thread:
             allowed = self.settings.discord_channels
             if allowed and channel.id not in allowed:
                 return
-        question = " ".join(_MENTION.sub(" ", message.content).split())[:MAX_QUESTION]
+        question = question_of(message.content, MAX_QUESTION)
         if not question:
             return
         try:
-            route = route_for(message, message.guild.me, in_our_thread)
+            if replied is not None and not in_our_thread:
+                route = _reply_route(message, message.guild.me)
+            else:
+                route = route_for(message, message.guild.me, in_our_thread)
         except discord.ClientException:  # a thread whose channel is not cached: try it
             route = Route(channel=channel)
         if route.nowhere:
             self._cannot_answer(channel, route.missing)
             return
         try:
-            await self._answer_message(message, question, route)
+            await self._answer_message(message, question, route, replied)
         except discord.Forbidden as exc:  # the permissions changed after they were read
             self._cannot_answer(channel, (f"a permission ({exc.text})",))
         except Exception:
@@ -396,7 +421,13 @@ class QABot(commands.Bot):
             names,
         )
 
-    async def _answer_message(self, message: discord.Message, question: str, route: Route) -> None:
+    async def _answer_message(
+        self,
+        message: discord.Message,
+        question: str,
+        route: Route,
+        replied: discord.Message | None = None,
+    ) -> None:
         retry = self.cooldown.retry_after(message.author.id)
         if retry:
             if route.thread:  # said in the channel if the bot may post there, else a thread
@@ -408,14 +439,55 @@ class QABot(commands.Bot):
                     route = Route(channel=await message.create_thread(name=_thread_name(question)))
             await _post(route, self.cooldown_message(retry), None)
             return
+        thread = message.channel if isinstance(message.channel, discord.Thread) else None
         if route.thread:
             thread = await message.create_thread(name=_thread_name(question))
             route = Route(channel=thread)
         assert route.channel is not None
+        answer: Answer | None = None
         async with route.channel.typing():
             guild_id = message.guild.id if message.guild else None
-            text, view = await self.answer(question, guild_id, note=route.note())
-        await _post(route, text, view)
+            try:
+                history = await self._history(message, replied, guild_id)
+                text, view, answer = await self.answer(
+                    question, guild_id, note=route.note(), history=history
+                )
+            except BackendUnavailableError as exc:  # said where the answer would have gone
+                log.error("cannot answer a mention in #%s: %s", message.channel, exc)
+                text, view = BACKEND_DOWN_REPLY, None
+        posted = await _post(route, text, view)
+        if answer is not None:
+            # The conversation up to this answer: a reply to it, or the thread's next
+            # message, follows on from here.
+            keys = [posted.id] + ([thread.id] if thread is not None else [])
+            self.conversations.remember(keys, (history or Conversation()).then(answer))
+
+    async def _history(
+        self, message: discord.Message, replied: discord.Message | None, guild_id: int | None
+    ) -> Conversation | None:
+        """The turns `message` follows: those up to the answer it replies to, or the
+        thread's (a thread of ours); None for a question that opens a conversation. Kept in
+        memory; after a restart read back from Discord and asked again."""
+        channel = message.channel
+        if replied is not None:
+            key = replied.id
+        elif isinstance(channel, discord.Thread):
+            key = channel.id
+        else:
+            return None
+        found = self.conversations.get(key)
+        if found is not None:
+            return found
+        if replied is not None:
+            questions = await _questions_before_answer(replied, self.user)
+        else:
+            assert isinstance(channel, discord.Thread)
+            questions = await _thread_questions(channel, message)
+        if not questions:
+            return None
+        resumed = await self.service.resume(questions, self.collection_for(guild_id))
+        self.conversations.remember([key], resumed)
+        return resumed
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -428,7 +500,11 @@ class QABot(commands.Bot):
             text = "That works in a server, not in direct messages."
         else:
             original = getattr(error, "original", error)
-            if isinstance(original, StoreError):
+            if isinstance(original, BackendUnavailableError):
+                name = interaction.command.name if interaction.command else "?"
+                log.error("command /%s failed: %s", name, original)
+                text = BACKEND_DOWN_REPLY
+            elif isinstance(original, StoreError):
                 text = f"Error: {plain(str(original), 1800)}"
             else:
                 log.error(
@@ -443,16 +519,80 @@ class QABot(commands.Bot):
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-async def _post(route: Route, text: str, view: discord.ui.View | None) -> None:
+async def _post(route: Route, text: str, view: discord.ui.View | None) -> discord.Message:
     """`text` where `route` says: as a reply when it has one, no pings, no preview cards."""
     kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS, "suppress_embeds": True}
     if view is not None:
         kwargs["view"] = view
     if route.reply_to is not None:
-        await route.reply_to.reply(text, mention_author=False, **kwargs)
-    else:
-        assert route.channel is not None
-        await route.channel.send(text, **kwargs)
+        return await route.reply_to.reply(text, mention_author=False, **kwargs)
+    assert route.channel is not None
+    return await route.channel.send(text, **kwargs)
+
+
+def _replied_answer(message: discord.Message, me: int) -> discord.Message | None:
+    """The bot's own message that `message` replies to (Discord's reply), if it does."""
+    ref = message.reference
+    target = ref.resolved if ref is not None else None
+    if isinstance(target, discord.Message) and target.author.id == me:
+        return target
+    return None
+
+
+def _reply_route(message: discord.Message, me: discord.Member) -> Route:
+    """A reply to one of the bot's answers in a channel is answered there, in reply."""
+    channel = message.channel
+    assert isinstance(channel, discord.abc.GuildChannel)
+    perms = channel.permissions_for(me)
+    if not perms.send_messages:
+        return Route(missing=("send_messages",))
+    return Route(channel=message.channel, reply_to=message if perms.read_message_history else None)
+
+
+async def _thread_questions(thread: discord.Thread, before: discord.Message) -> list[str]:
+    """The questions asked in a thread of ours before `before`, oldest first: the message
+    the thread was opened from, then what members wrote in it (the last `MAX_TURNS`)."""
+    asked: list[str] = []
+    async for m in thread.history(limit=4 * MAX_TURNS, before=before):
+        if not m.author.bot:
+            asked.append(question_of(m.content, MAX_QUESTION))
+    asked.reverse()
+    starter = thread.starter_message
+    if starter is None and thread.parent is not None:
+        try:  # a thread opened from a message has that message's id
+            starter = await thread.parent.fetch_message(thread.id)  # type: ignore[union-attr]
+        except discord.HTTPException:
+            starter = None
+    if starter is not None and not starter.author.bot:
+        asked.insert(0, question_of(starter.content, MAX_QUESTION))
+    return [q for q in asked if q][-MAX_TURNS:]
+
+
+async def _questions_before_answer(
+    answer: discord.Message, me: discord.ClientUser | None
+) -> list[str]:
+    """The questions up to one of the bot's answers, oldest first: in a thread of ours
+    the thread's before it; in a channel the chain of replies it answered (each answer
+    was posted in reply to its question, which may itself reply to an earlier answer)."""
+    channel = answer.channel
+    if isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id:
+        return await _thread_questions(channel, answer)
+    asked: list[str] = []
+    current: discord.Message | None = answer
+    while current is not None and len(asked) < MAX_TURNS:
+        ref = current.reference
+        target = ref.resolved if ref is not None else None
+        if target is None and ref is not None and ref.message_id is not None:
+            try:
+                target = await current.channel.fetch_message(ref.message_id)
+            except discord.HTTPException:
+                target = None
+        if not isinstance(target, discord.Message):
+            break
+        if not target.author.bot:
+            asked.append(question_of(target.content, MAX_QUESTION))
+        current = target
+    return [q for q in reversed(asked) if q]
 
 
 def _thread_name(question: str) -> str:
@@ -481,7 +621,7 @@ class AskCog(commands.Cog):
             )
             return
         await interaction.response.defer(thinking=True)
-        text, view = await self.bot.answer(question, interaction.guild_id)
+        text, view, _ = await self.bot.answer(question, interaction.guild_id)
         if view is None:
             await interaction.followup.send(text, allowed_mentions=NO_PINGS, suppress_embeds=True)
         else:

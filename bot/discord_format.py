@@ -28,6 +28,11 @@ from discord.utils import escape_mentions
 
 MESSAGE_LIMIT = 2000
 ABSTAIN_REPLY = "I couldn't find that in the articles."
+# When the search engine or the database is down: said in Discord; the URL goes to the log.
+BACKEND_DOWN_REPLY = (
+    "I can't search the articles right now: a server I depend on isn't answering. "
+    "It's logged; please try again in a few minutes."
+)
 ELLIPSIS = "…"
 
 # Caps on a source line's fields (characters before escaping): with them a source line

@@ -43,8 +43,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     `qabot --data-dir DIR ask` works on it; it must hold nothing but the benchmark), or
     else <data dir>/eval/reqa-<hash of the files and the model>/.
     """
-    from bot.app import App
-    from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
+    from retriever.evaluate import load_reqa, run_reqa
 
     folder: Path = args.folder
     if not folder.is_dir():
@@ -56,33 +55,10 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     questions = data.split(args.split)
     if args.limit is not None:
         questions = questions[: args.limit]
-    data_dir = args.data_dir or (
-        settings.data_dir / "eval" / f"reqa-{reqa_hash(folder, settings.model)}"
-    )
     quiet = args.json
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
-    say(f"loading model {settings.model} ...")
-    app = App.for_data_dir(settings, data_dir)
-    log.info("model %s loaded (%d dimensions)", settings.model, app.embedder.dim)  # now
-    store = app.store
+    app, spans, mapping = _reqa_store(args, settings, data, say)
     try:
-        _refuse_other_articles(store, data_dir, {a.raw().key for a in data.articles})
-        bar = _progress(len(data.articles), "ingesting", "article")
-        report = app.ingestor.ingest((a.raw() for a in data.articles), progress=bar.update)
-        bar.close()
-        if report.skipped:
-            raise BotError(f"could not ingest {report.skipped[0][0]}: {report.skipped[0][1]}")
-        say(
-            f"store {data_dir}: {len(report.added) + len(report.updated)} articles ingested, "
-            f"{len(report.unchanged)} unchanged"
-        )
-        spans, mapping = map_store(store, data)
-        log.info("mapping: %s", mapping)
-        say(
-            f"{mapping.sentences} sentences mapped to the benchmark's paragraphs "
-            f"({mapping.exact}/{mapping.articles} articles kept verbatim, "
-            f"{mapping.dropped_sentences} repeated sentences dropped by cleaning)"
-        )
         # Questions go through the same embedder as in `qabot ask` and the bot.
         retriever = app.retriever
         retriever.keep_resident()
@@ -113,6 +89,117 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure follow-up questions, made by rule from the ReQA questions.
+
+    A question whose subject is a name becomes a follow-up with a pronoun in its place and
+    an earlier question of the same article naming it as the conversation (asked first, its
+    answers fed back). Prints hit@1 and declines for the follow-ups, for the same questions
+    with the name spelled out (upper bound) and bare without history (lower bound); for
+    questions asked alone and after an unrelated conversation; and the latency of a
+    follow-up against the same question alone. `--write FILE` saves the set as cases.
+    """
+    from retriever.evaluate import load_reqa
+    from retriever.followups import make_followups, run_followups
+
+    folder: Path = args.folder
+    if not folder.is_dir():
+        raise BotError(
+            f"no ReQA folder at {folder.resolve()}; pass the folder holding sentences.jsonl "
+            "and questions.jsonl (e.g. ../shared/data/reqa-squad-dev)"
+        )
+    data = load_reqa(folder)
+    followups = make_followups(data, data.split(args.split))
+    if args.limit is not None:
+        followups = followups[: args.limit]
+    if args.write is not None:
+        with args.write.open("w", encoding="utf-8") as f:
+            for fu in followups:
+                f.write(json.dumps(fu.as_case(), ensure_ascii=False) + "\n")
+    say = (lambda *a: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    app, spans, _ = _reqa_store(args, settings, data, say)
+    try:
+        bar = _progress(len(followups), "asking", "conversation")
+        result = run_followups(
+            app.retriever,
+            data,
+            followups,
+            spans,
+            standalone=args.standalone,
+            latency_sample=args.latency_sample,
+            progress=bar.update,
+        )
+        bar.close()
+    finally:
+        app.close()
+    result["split"] = args.split
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"{result['followups']} follow-ups (split {args.split}), read as follow-ups: "
+        f"{_pct(result['folded'])}"
+    )
+    for kind, label in (
+        ("followup", "follow-up after its history"),
+        ("named", "subject spelled out (upper bound)"),
+        ("bare", "bare, no history (lower bound)"),
+    ):
+        r = result[kind]
+        print(f"  {label:<36} hit@1 {r['hit1']:.3f}  declined {_pct(r['declined'])}")
+    st = result["standalone"]
+    print(
+        f"{st['questions']} standalone questions: hit@1 alone {st['hit1_alone']:.3f}, after an "
+        f"unrelated conversation {st['hit1_after_unrelated']:.3f} "
+        f"(read as follow-ups: {_pct(st['read_as_followup'])})"
+    )
+    lat = result["latency_ms"]
+    print(
+        f"latency: follow-up p50 {lat['followup_p50']:.1f} ms / p95 {lat['followup_p95']:.1f}, "
+        f"alone p50 {lat['alone_p50']:.1f} / p95 {lat['alone_p95']:.1f} "
+        f"(p50 ratio {lat['ratio_p50']})"
+    )
+    return 0
+
+
+def _reqa_store(args: argparse.Namespace, settings: Settings, data: Any, say: Any) -> Any:
+    """The benchmark's store (ingested on first use, kept between runs), opened, and its
+    sentences mapped back to the benchmark's paragraphs: (app, spans, mapping)."""
+    from bot.app import App
+    from retriever.evaluate import map_store, reqa_hash
+
+    folder: Path = args.folder
+    data_dir = args.data_dir or (
+        settings.data_dir / "eval" / f"reqa-{reqa_hash(folder, settings.model)}"
+    )
+    say(f"loading model {settings.model} ...")
+    app = App.for_data_dir(settings, data_dir)
+    log.info("model %s loaded (%d dimensions)", settings.model, app.embedder.dim)  # now
+    store = app.store
+    try:
+        _refuse_other_articles(store, data_dir, {a.raw().key for a in data.articles})
+        bar = _progress(len(data.articles), "ingesting", "article")
+        report = app.ingestor.ingest((a.raw() for a in data.articles), progress=bar.update)
+        bar.close()
+        if report.skipped:
+            raise BotError(f"could not ingest {report.skipped[0][0]}: {report.skipped[0][1]}")
+        say(
+            f"store {data_dir}: {len(report.added) + len(report.updated)} articles ingested, "
+            f"{len(report.unchanged)} unchanged"
+        )
+        spans, mapping = map_store(store, data)
+        log.info("mapping: %s", mapping)
+        say(
+            f"{mapping.sentences} sentences mapped to the benchmark's paragraphs "
+            f"({mapping.exact}/{mapping.articles} articles kept verbatim, "
+            f"{mapping.dropped_sentences} repeated sentences dropped by cleaning)"
+        )
+    except BaseException:
+        app.close()
+        raise
+    return app, spans, mapping
+
+
 def _refuse_other_articles(store: Any, data_dir: Path, keys: set[str]) -> None:
     """The benchmark asks its questions of every stored article: one of yours in the same
     store would change its figures, and its ingest would add 48 articles to your store."""
@@ -129,7 +216,8 @@ def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
     """Check your own questions against the current store.
 
     FILE.jsonl holds one case a line: {"question": ..., "expect": ["substring", ...]} (the
-    first sentence must contain one of them) or {"question": ..., "answerable": false}.
+    first sentence must contain one of them) or {"question": ..., "answerable": false}; a
+    "history" (the earlier questions, asked first in order) makes it a follow-up.
     Prints hit@1, hit@3, MRR, and how often it abstained where it should and should not have.
     """
     from bot.app import App
@@ -166,6 +254,13 @@ def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
             f"{result['unanswerable']} unanswerable cases: abstained on "
             f"{_pct(result['abstained_unanswerable'])} (should be 100%)"
         )
+    follow = result.get("followups")
+    if follow and follow["answerable"]:
+        print(
+            f"  of them {follow['answerable']} follow-ups (with a history): hit@1 "
+            f"{follow['hit1']:.3f}  hit@3 {follow['hit3']:.3f}  MRR {follow['mrr']:.3f}  "
+            f"abstained on {_pct(follow['abstained_answerable'])}"
+        )
     for f in result["failures"]:
         if not f["answerable"]:
             where = "answered, should have abstained"
@@ -173,7 +268,10 @@ def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
             where = "abstained"
         else:
             where = f"right answer at rank {f['rank'] or '>10'}"
-        print(f"  miss ({where}): {f['question']}\n      got: {f['got']}")
+        after = f" (after {' / '.join(f['history'])})" if f["history"] else ""
+        print(f"  miss ({where}): {f['question']}{after}\n      got: {f['got']}")
+        if f["understood"]:
+            print(f"      read as: {f['understood']}")
     return 0
 
 
@@ -254,6 +352,51 @@ COMMANDS = [
                 ],
             ),
             Command(
+                "followups",
+                cmd_followups,
+                [
+                    arg(
+                        "folder",
+                        nargs="?",
+                        type=Path,
+                        default=DEFAULT_REQA,
+                        metavar="DIR",
+                        help=f"ReQA folder (default {DEFAULT_REQA})",
+                    ),
+                    arg(
+                        "--split",
+                        choices=["even", "odd", "all"],
+                        default="odd",
+                        help="make follow-ups of the even- or odd-positioned articles' "
+                        "questions (tune on even; default odd)",
+                    ),
+                    arg(
+                        "--standalone",
+                        type=int,
+                        default=500,
+                        metavar="N",
+                        help="questions asked alone and after an unrelated conversation "
+                        "(default 500)",
+                    ),
+                    arg(
+                        "--latency-sample",
+                        type=int,
+                        default=200,
+                        metavar="N",
+                        help="follow-ups timed with their history and alone (default 200)",
+                    ),
+                    arg("--limit", type=int, default=None, metavar="N", help="first N only"),
+                    arg(
+                        "--write",
+                        type=Path,
+                        default=None,
+                        metavar="FILE.jsonl",
+                        help="also save the follow-ups as cases for `qabot eval cases`",
+                    ),
+                    arg("--json", action="store_true", help="print the results as JSON"),
+                ],
+            ),
+            Command(
                 "cases",
                 cmd_cases,
                 [
@@ -284,7 +427,7 @@ COMMANDS = [
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m bot.eval_cmd reqa ...` is `qabot eval reqa ...`."""
     args = list(sys.argv[1:] if argv is None else argv)
-    at = next((i for i, a in enumerate(args) if a in ("reqa", "cases")), None)
+    at = next((i for i, a in enumerate(args) if a in ("reqa", "cases", "followups")), None)
     if at is not None and "eval" not in args[:at]:
         args.insert(at, "eval")
     return run(args, COMMANDS)

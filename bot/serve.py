@@ -7,9 +7,12 @@ ingest or forget), so the answers are the same as in a fresh process. When nothi
 `ask` answers by itself as before.
 
 The socket is `<data dir>/qabot.sock`, readable by its owner only. The protocol is one JSON
-line each way: {"question", "k", "mode", "collections", "abstain"} -> {"answer": {...}} or
-{"error"} (plus "busy": true when the server has too many connections open). "abstain" is
-the asker's QABOT_ABSTAIN line, which wins over the server's.
+line each way: {"question", "k", "mode", "collections", "abstain", "history"} ->
+{"answer": {...}} or {"error"} (plus "busy": true when the server has too many connections
+open). "abstain" is the asker's QABOT_ABSTAIN line, which wins over the server's. "history"
+is the conversation so far, oldest first: earlier questions (strings, asked again in order)
+or turns (answers as `qabot ask --json` prints them); the answer then says which turns it
+leaned on ("context_used") and how it read the question ("understood").
 
 Trust goes both ways, by user id: `ask` asks only a socket file it owns whose server runs as
 its own user (SO_PEERCRED on Linux), and the server answers only that user's processes. In
@@ -310,6 +313,10 @@ class ResidentServer:
         except _BadRequest as exc:
             return {"error": f"bad request to qabot serve: {exc}"}
         try:
+            items = request.pop("history")
+            if items:
+                ask = {k: request[k] for k in ("k", "mode", "collections", "abstain_below")}
+                request["history"] = self.retriever.resume(items, **ask)
             answer = self.retriever.ask(**request)
         except (RetrieverError, StoreError, BotError) as exc:
             return {"error": str(exc)}
@@ -367,12 +374,20 @@ def _parse_request(line: bytes) -> dict[str, Any]:
     abstain = request.get("abstain")
     if abstain is not None and (isinstance(abstain, bool) or not isinstance(abstain, int | float)):
         raise _BadRequest(f"abstain must be a number, not {abstain!r}"[:200])
+    from retriever.conversation import parse_history
+    from retriever.errors import BadQuestionError
+
+    try:
+        history = parse_history(request.get("history") or [])
+    except BadQuestionError as exc:
+        raise _BadRequest(str(exc)[:200]) from exc
     return {
         "question": question,
         "k": k,
         "mode": mode,
         "collections": collections,
         "abstain_below": None if abstain is None else float(abstain),
+        "history": history,
     }
 
 
@@ -429,8 +444,12 @@ def ask_resident(
     mode: str,
     collections: list[str] | None,
     abstain: float | None = None,
+    history: list[Any] | None = None,
 ) -> Any | None:
     """The Answer from a running `qabot serve`, or None when none of ours listens on `path`.
+
+    `history`: the conversation so far as the protocol takes it (earlier questions, or
+    turns as JSON objects).
 
     A socket file of another user, or a server process of another user behind it, is not
     asked: in a shared data folder it could say anything. Nor is a busy server. The caller
@@ -459,6 +478,8 @@ def ask_resident(
         "collections": collections,
         "abstain": abstain,
     }
+    if history:
+        request["history"] = history
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(_READ_TIMEOUT_S)

@@ -425,10 +425,12 @@ class Case:
     question: str
     expect: tuple[str, ...] = ()
     answerable: bool = True
+    history: tuple[str, ...] = ()  # earlier questions of the conversation, asked first
 
 
 def load_cases(path: Path) -> list[Case]:
-    """Cases from JSON lines: `question` and either `expect` or `"answerable": false`."""
+    """Cases from JSON lines: `question` and either `expect` or `"answerable": false`;
+    `history`, the earlier questions of a conversation, makes the case a follow-up."""
     cases = []
     for n, row in enumerate(_read_jsonl(path), start=1):
         question = row.get("question") if isinstance(row, dict) else None
@@ -445,7 +447,21 @@ def load_cases(path: Path) -> list[Case]:
                 f"{path} case {n} ({question!r}) needs 'expect' (substrings of a right "
                 'answer) or "answerable": false'
             )
-        cases.append(Case(question=question, expect=tuple(expect), answerable=answerable))
+        history = row.get("history", [])
+        if not isinstance(history, list) or not all(
+            isinstance(h, str) and h.strip() for h in history
+        ):
+            raise EvalDataError(
+                f"{path} case {n}: 'history' must be a list of the earlier questions (strings)"
+            )
+        cases.append(
+            Case(
+                question=question,
+                expect=tuple(expect),
+                answerable=answerable,
+                history=tuple(history),
+            )
+        )
     if not cases:
         raise EvalDataError(f"{path} holds no cases; write one JSON object per line")
     return cases
@@ -467,25 +483,39 @@ def run_cases(
     """Ask every case; hit@k and MRR over the answerable ones, abstention over both kinds.
 
     Ranks look at the ranked sentences even when the bot abstained, so a wrong abstention
-    shows up in `false_abstentions` without hiding where the right sentence was.
+    shows up in `false_abstentions` without hiding where the right sentence was. A case with
+    a `history` is a follow-up: its earlier questions are asked first, in order, each
+    answer fed back as the conversation, as in real use; follow-ups are also reported
+    apart (`followups`).
     """
-    scores = Scores()
-    false_abstain = true_abstain = unanswerable = 0
+    tallies = {"all": _Tally(), "followups": _Tally()}
     failures = []
     for case in cases:
-        answer = retriever.ask(case.question, k=10, mode=mode, collections=collections)
+        history = None
+        if case.history:
+            # Asked as a user would have (three answers, the default), as the turns kept.
+            _, history = retriever.converse(
+                list(case.history), k=3, mode=mode, collections=collections
+            )
+        answer = retriever.ask(
+            case.question, k=10, mode=mode, collections=collections, history=history
+        )
+        kinds = [tallies["all"]] + ([tallies["followups"]] if case.history else [])
         if case.answerable:
-            ranked = retriever.rank([case.question], mode=mode, depth=10, collections=collections)[
-                0
-            ]
+            ranked, _ = retriever.rank_in_context(
+                case.question, history, mode=mode, depth=10, collections=collections
+            )
             texts = retriever.sentence_texts(ranked.positions)
             rank = first_hit([_matches(t, case.expect) for t in texts])
-            scores.add(rank)
-            false_abstain += int(answer.abstained)
+            for t in kinds:
+                t.scores.add(rank)
+                t.false_abstain += int(answer.abstained)
             if rank != 1 or answer.abstained:
                 failures.append(
                     {
                         "question": case.question,
+                        "history": list(case.history),
+                        "understood": answer.understood,
                         "answerable": True,
                         "rank": rank,
                         "abstained": answer.abstained,
@@ -493,12 +523,15 @@ def run_cases(
                     }
                 )
         else:
-            unanswerable += 1
-            true_abstain += int(answer.abstained)
+            for t in kinds:
+                t.unanswerable += 1
+                t.true_abstain += int(answer.abstained)
             if not answer.abstained:
                 failures.append(
                     {
                         "question": case.question,
+                        "history": list(case.history),
+                        "understood": answer.understood,
                         "answerable": False,
                         "rank": None,
                         "abstained": False,
@@ -507,13 +540,28 @@ def run_cases(
                 )
         if progress:
             progress(1)
-    return {
-        "answerable": scores.n,
-        "unanswerable": unanswerable,
-        "hit1": round(scores.recall(1), 4),
-        "hit3": round(scores.recall(3), 4),
-        "mrr": round(scores.mrr(), 4),
-        "abstained_unanswerable": round(true_abstain / unanswerable, 4) if unanswerable else None,
-        "abstained_answerable": round(false_abstain / scores.n, 4) if scores.n else None,
-        "failures": failures,
-    }
+    out = tallies["all"].summary()
+    if tallies["followups"].scores.n or tallies["followups"].unanswerable:
+        out["followups"] = tallies["followups"].summary()
+    out["failures"] = failures
+    return out
+
+
+@dataclass
+class _Tally:
+    scores: Scores = field(default_factory=Scores)
+    false_abstain: int = 0
+    true_abstain: int = 0
+    unanswerable: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        n, un = self.scores.n, self.unanswerable
+        return {
+            "answerable": n,
+            "unanswerable": un,
+            "hit1": round(self.scores.recall(1), 4),
+            "hit3": round(self.scores.recall(3), 4),
+            "mrr": round(self.scores.mrr(), 4),
+            "abstained_unanswerable": round(self.true_abstain / un, 4) if un else None,
+            "abstained_answerable": round(self.false_abstain / n, 4) if n else None,
+        }

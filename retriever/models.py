@@ -57,6 +57,11 @@ class Answer(_Frozen):
     answers: tuple[AnswerSentence, ...]
     timings: dict[str, float]  # milliseconds per stage, plus "total"
     mode: Mode = "hybrid"
+    # In a conversation: the question as qabot read it (a follow-up with the name it points
+    # back to folded in; None when read as asked) and the earlier turns (numbered from 0)
+    # it leaned on.
+    understood: str | None = None
+    context_used: tuple[int, ...] = ()
 
     def to_json_dict(self) -> dict[str, object]:
         """The `--json` shape documented in the README."""
@@ -76,4 +81,6 @@ class Answer(_Frozen):
                 for a in self.answers
             ],
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
+            "understood": self.understood,
+            "context_used": list(self.context_used),
         }

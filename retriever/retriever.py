@@ -13,6 +13,7 @@ the stages and times them; each stage is a module of its own with its own tests.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,23 @@ import numpy as np
 
 from retriever.answer import abstains, choose
 from retriever.candidates import gather
+from retriever.conversation import Conversation, Folding, Reading, Turn, read_in_context
 from retriever.models import Answer, Mode
 from retriever.query import Query, check_question, encode_queries
 from retriever.rerank import MaxSimReranker, Reranker
-from retriever.scoring import Ranked, score_hybrid
+from retriever.scoring import Ranked, Scored, score_hybrid
 from retriever.snapshot import Snapshot, Snapshots
 from retriever.weights import Weights
 from store.embedding import Embedder
 from store.indexes.build import Indexes
-from store.indexes.seams import IndexSource
+from store.indexes.source import IndexSource
 from store.seams import Store
+from store.text.dedupe import same_words, words
 
 __all__ = ["Ranked", "Retriever", "Weights"]
+
+# How deep in a follow-up's ranking sentences already quoted are looked for.
+SEEN_DEPTH = 20
 
 
 class Retriever:
@@ -48,10 +54,12 @@ class Retriever:
         sentence_depth: int = 100,
         passage_depth: int = 30,
         search: IndexSource | None = None,
+        folding: Folding | None = None,
     ) -> None:
         """`search`: where the indexes live and are searched (None: built and saved in
         `index_dir`, searched here; `store.indexes.qdrant.QdrantIndexes`: in Qdrant)."""
         self.weights = weights or Weights()
+        self.folding = folding or Folding()
         self.reranker = reranker or MaxSimReranker(self.weights)
         self.sentence_depth = sentence_depth
         self.passage_depth = passage_depth
@@ -89,22 +97,27 @@ class Retriever:
         mode: Mode = "hybrid",
         collections: list[str] | None = None,
         abstain_below: float | None = None,
+        history: Conversation | None = None,
     ) -> Answer:
         """The top `k` answering sentences, or an abstention when nothing answers.
 
         `abstain_below` replaces the weights' abstention line for this question (a
-        `qabot ask` answered by a `qabot serve` started with another QABOT_ABSTAIN)."""
+        `qabot ask` answered by a `qabot serve` started with another QABOT_ABSTAIN).
+        `history`: the conversation so far; a question that leans on it (see
+        retriever/conversation.py) is read in its light, and the answer names the turns
+        it leaned on. A question that stands alone is answered as without history."""
         started = time.perf_counter()
         question = check_question(question)
+        reading = read_in_context(question, history, self.folding)
         with self.snapshots.answering():
             snapshot = self.snapshots.current()
             t0 = time.perf_counter()
             # The encode keeps BLAS's threads: the numpy runtime's products are large enough to
             # gain from both cores (7.3 ms against 10.5 ms on one).
-            query = encode_queries(snapshot.indexes, self.embedder, [question], mode)[0]
+            queries = encode_queries(snapshot.indexes, self.embedder, _texts(reading), mode)
             t1 = time.perf_counter()
             with _one_blas_thread():
-                ranked = self._rank(snapshot, query, mode, collections)
+                ranked, reading = self._rank_reading(snapshot, queries, mode, collections, reading)
                 t2 = time.perf_counter()
                 answers = choose(
                     snapshot,
@@ -126,6 +139,52 @@ class Retriever:
             answers=tuple(answers),
             timings=timings,
             mode=mode,
+            understood=reading.text if reading.text != question else None,
+            context_used=reading.context_used,
+        )
+
+    def converse(
+        self, questions: list[str], *, history: Conversation | None = None, **ask: Any
+    ) -> tuple[list[Answer], Conversation]:
+        """Ask these questions in order, each in the light of the ones before (and of
+        `history`), as a person chatting would; the answers and the conversation after."""
+        conversation = history or Conversation()
+        answers = []
+        for q in questions:
+            answer = self.ask(q, history=conversation, **ask)
+            answers.append(answer)
+            conversation = conversation.then(answer)
+        return answers, conversation
+
+    def resume(self, items: list[str | Turn], **ask: Any) -> Conversation:
+        """The conversation these earlier turns make: a turn is kept as given, a bare
+        question is asked again (in the light of the ones before it)."""
+        conversation = Conversation()
+        for item in items:
+            if isinstance(item, str):
+                item = Turn.of(self.ask(item, history=conversation, **ask))
+            conversation = Conversation(turns=(*conversation.turns, item))
+        return conversation
+
+    def rank_in_context(
+        self,
+        question: str,
+        history: Conversation | None,
+        *,
+        mode: Mode = "hybrid",
+        depth: int = 10,
+        collections: list[str] | None = None,
+    ) -> tuple[Ranked, Reading]:
+        """The ranking `ask` makes of a question after these turns, and how it read it
+        (evaluation)."""
+        reading = read_in_context(check_question(question), history, self.folding)
+        snapshot = self.snapshots.current()
+        queries = encode_queries(snapshot.indexes, self.embedder, _texts(reading), mode)
+        ranked, reading = self._rank_reading(snapshot, queries, mode, collections, reading)
+        assert ranked.confidence is not None
+        return (
+            Ranked(ranked.positions[:depth], ranked.scores[:depth], ranked.confidence[:depth]),
+            reading,
         )
 
     def rank(
@@ -166,7 +225,12 @@ class Retriever:
         return [rows[int(p)].text for p in positions]
 
     def _rank(
-        self, snapshot: Snapshot, query: Query, mode: Mode, collections: list[str] | None
+        self,
+        snapshot: Snapshot,
+        query: Query,
+        mode: Mode,
+        collections: list[str] | None,
+        reading: Reading | None = None,
     ) -> Ranked:
         if len(snapshot.indexes.sentences.rowids) == 0:
             return Ranked.empty()
@@ -191,12 +255,90 @@ class Retriever:
         if not self.reranker.rerank(snapshot, query, scored):
             # No token vectors (a store from before them): the line calibrated without.
             scored.confidence -= self.weights.plain_confidence_margin
-        return scored.ranked()
+        if reading is None or not reading.prior:
+            return scored.ranked()
+        self._lean_on(snapshot, scored, reading)
+        ranked = scored.ranked()
+        if self.folding.seen_penalty and reading.seen:
+            ranked = self._not_again(snapshot, ranked, reading)
+        return ranked
+
+    def _rank_reading(
+        self,
+        snapshot: Snapshot,
+        queries: list[Query],
+        mode: Mode,
+        collections: list[str] | None,
+        reading: Reading,
+    ) -> tuple[Ranked, Reading]:
+        """The ranking for a question as read; where the reading is unsure (`_texts` then
+        gave the question as asked too), the folded one only when it is the more confident
+        by `Folding.keep_margin`."""
+        ranked = self._rank(snapshot, queries[0], mode, collections, reading)
+        if len(queries) == 1:
+            return ranked, reading
+        # The question as asked, still leaning on the conversation's articles or not.
+        plain = (
+            replace(reading, text=reading.asked)
+            if self.folding.unsure_prior
+            else Reading(reading.asked)
+        )
+        alone = self._rank(snapshot, queries[1], mode, collections, plain)
+        assert ranked.confidence is not None and alone.confidence is not None
+        if alone.scores.size == 0 or (
+            ranked.scores.size
+            and float(ranked.confidence[0]) >= float(alone.confidence[0]) + self.folding.keep_margin
+        ):
+            return ranked, reading
+        return alone, plain
+
+    def _lean_on(self, snapshot: Snapshot, scored: Scored, reading: Reading) -> None:
+        """Sentences of the articles the conversation's answers quoted score higher, by
+        each article's prior (fading with each turn back)."""
+        idx = snapshot.indexes
+        weight = np.zeros(len(idx.article_ids), dtype=np.float32)
+        for article_id, w in reading.prior.items():
+            at = idx.article_position.get(article_id)
+            if at is not None:
+                weight[at] = w
+        boost = weight[idx.sentences.article[scored.candidates.positions]]
+        scored.score += self.folding.prior_score * boost
+        scored.confidence += self.folding.prior_confidence * boost
+
+    def _not_again(self, snapshot: Snapshot, ranked: Ranked, reading: Reading) -> Ranked:
+        """The ranking with the sentences the conversation already quoted (or the same
+        words printed again) moved down by `Folding.seen_penalty`: a follow-up asks for
+        something new."""
+        depth = min(SEEN_DEPTH, ranked.positions.size)
+        if not depth:
+            return ranked
+        seen = [words(t) for t in reading.seen]
+        top = [int(p) for p in ranked.positions[:depth]]
+        rows = snapshot.sentence_rows(top)
+        again = np.zeros(ranked.positions.size, dtype=bool)
+        for i, p in enumerate(top):
+            tokens = words(rows[p].text)
+            again[i] = any(same_words(tokens, w) for w in seen)
+        if not again.any():
+            return ranked
+        assert ranked.confidence is not None
+        return Ranked.of(
+            ranked.positions,
+            ranked.scores - self.folding.seen_penalty * again,
+            ranked.confidence,
+        )
 
     def _threshold(self, mode: Mode, abstain_below: float | None = None) -> float:
         if mode != "hybrid":
             return 0.0
         return self.weights.abstain_below if abstain_below is None else abstain_below
+
+
+def _texts(reading: Reading) -> list[str]:
+    """What to encode: the question as read, and as asked when the reading is unsure."""
+    if reading.folded and not reading.sure:
+        return [reading.text, reading.asked]
+    return [reading.text]
 
 
 _BLAS: Any = None

@@ -28,7 +28,7 @@ from store.embedding import Embedder
 from store.errors import StoreUnavailableError
 from store.indexes.build import Indexes
 from store.indexes.saved import LocalIndexes, make_resident
-from store.indexes.seams import IndexSource
+from store.indexes.source import IndexSource
 from store.models import embed_title
 from store.seams import Store
 

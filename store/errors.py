@@ -45,11 +45,16 @@ class FetchError(StoreError):
     """A URL could not be fetched or is not allowed."""
 
 
-class SearchBackendError(StoreError):
+class BackendUnavailableError(StoreError):
+    """A server the store or its indexes live on is down or refusing; the message names it
+    by its URL with any password or API key masked. Nothing stored is changed by it."""
+
+
+class SearchBackendError(BackendUnavailableError):
     """The search engine the indexes live in (Qdrant) failed or is not answering; the
     message names it by its URL with any password or API key masked."""
 
 
-class StoreUnavailableError(StoreError):
+class StoreUnavailableError(BackendUnavailableError):
     """The database server the store lives on (PostgreSQL) refused or dropped the
     connection; the message names it by its URL with the password masked."""

@@ -29,7 +29,7 @@ from store.indexes.qdrant import (
     term_weights,
 )
 from store.indexes.saved import LocalIndexes
-from store.indexes.seams import IndexSource
+from store.indexes.source import IndexSource
 from store.seams import Store
 
 # What the retriever suite runs on; the client's local mode only where its speed allows.

@@ -34,6 +34,7 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -563,14 +564,22 @@ class QdrantIndexes:
         # What the last sync wrote and removed (points, articles), for tests and logs.
         self.last_sync: dict[str, int] = {}
 
-    def open(self, store: Store, folder: Path) -> Indexes:
+    def open(
+        self, store: Store, folder: Path, progress: Callable[[], None] | None = None
+    ) -> Indexes:
         started = time.perf_counter()
         with store.snapshot() as snap:
             sync = _Sync(self.transport, snap)
             sync.prepare()
-            indexes = build_from_snapshot(
-                snap, local=False, visit=sync.visit if sync.needed else None
-            )
+            visit = sync.visit if sync.needed else None
+            if visit is not None and progress is not None:
+                inner = visit
+
+                def visit(unit: Unit, row: UnitRow) -> None:
+                    inner(unit, row)
+                    progress()
+
+            indexes = build_from_snapshot(snap, local=False, visit=visit)
             sync.finish()
         synced = time.perf_counter()
         self.last_sync = {
@@ -591,10 +600,12 @@ class QdrantIndexes:
         )
         return indexes
 
-    def rebuild(self, store: Store) -> Indexes:
+    def rebuild(
+        self, store: Store, folder: Path, progress: Callable[[], None] | None = None
+    ) -> Indexes:
         """Every point rewritten from the store (`qabot stats` shows the result)."""
         self.transport.create(store.dim)
-        return self.open(store, Path())
+        return self.open(store, folder, progress)
 
     def _attach(self, indexes: Indexes, dim: int) -> None:
         keys = np.asarray([article_key(a) for a in indexes.article_ids], dtype=np.uint64)

@@ -19,7 +19,14 @@ from typing import Any, Literal
 import numpy as np
 
 from store.indexes.bm25 import BM25, Rows
-from store.indexes.build import UNITS, Indexes, UnitIndex, build_indexes, sample_vectors
+from store.indexes.build import (
+    UNITS,
+    Indexes,
+    UnitIndex,
+    build_from_snapshot,
+    build_indexes,
+    sample_vectors,
+)
 from store.indexes.texts import TextTable
 from store.indexes.tokens import RESIDENT_TOKENS_MAX, TokenTable
 from store.indexes.vectors import dense_kind, read_dense, write_dense
@@ -356,6 +363,15 @@ class LocalIndexes:
 
     def open(self, store: Store, folder: Path) -> Indexes:
         return open_indexes(store, folder)
+
+    def rebuild(
+        self, store: Store, folder: Path, progress: Callable[[], None] | None = None
+    ) -> Indexes:
+        visit = None if progress is None else (lambda _unit, _row: progress())
+        with store.snapshot() as snapshot:
+            indexes = build_from_snapshot(snapshot, visit=visit)
+        save_indexes(indexes, folder, store.model)  # replaces the generation's folder whole
+        return indexes
 
     def describe(self, store: Store, folder: Path) -> dict[str, str]:
         return {"search": "local (FAISS + BM25 in the data folder)"} | describe_indexes(

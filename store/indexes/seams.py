@@ -1,21 +1,15 @@
 """The seams the retriever searches through, each a small Protocol whose first
 implementation is today's code: `VectorIndex` (a unit's FAISS-backed vectors, `UnitIndex`)
-and `LexicalIndex` (`BM25`); `IndexSource` is where a generation's indexes come from (the
-saved folder, `saved.LocalIndexes`, or Qdrant, `qdrant.QdrantIndexes`). Another engine
-plugs in by meeting the same contract.
+and `LexicalIndex` (`BM25`). Another engine plugs in by meeting the same contract; where a
+generation's indexes come from is `source.IndexSource`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from store.indexes.build import Indexes
-    from store.seams import Store
 
 
 @dataclass(frozen=True)
@@ -91,20 +85,3 @@ class SampleScores(Protocol):
     def scores(self, terms: list[int]) -> np.ndarray:
         """Each sampled document's score for these terms (repeats count again)."""
         ...
-
-
-class IndexSource(Protocol):
-    """Where the indexes of a store generation come from, and what `qabot stats` says of
-    them."""
-
-    name: str  # "local" or "qdrant", for `qabot stats`
-
-    def open(self, store: Store, folder: Path) -> Indexes:
-        """The indexes for the store's generation now (built or brought up to date)."""
-        ...
-
-    def describe(self, store: Store, folder: Path) -> dict[str, str]:
-        """What the indexes are and whether their engine answers, for `qabot stats`."""
-        ...
-
-    def close(self) -> None: ...

@@ -161,7 +161,7 @@ def test_a_sync_killed_halfway_is_finished_by_the_next_and_a_rebuild_answers_ali
     assert _points(edge) == {"sentences": 3, "passages": 3, "articles": 4}
 
     rebuilt = _retriever(store, QdrantIndexes(edge), tmp_path)
-    rebuilt.snapshots.source.rebuild(store)  # type: ignore[attr-defined]
+    rebuilt.snapshots.source.rebuild(store, tmp_path)
     assert [rebuilt.ask(q, k=3).model_dump(exclude={"timings"}) for q in questions] == before
 
 

@@ -1,0 +1,138 @@
+"""Conversations on Discord, through simcord and the real discord.py, on a store holding the
+pasted DEBKA article (../shared/data/articles) and the project's samples: the follow-ups of
+issue 20 answered in the thread a mention opened, after a restart too, and a Discord reply to
+one of the bot's answers followed on from that answer, in a channel too."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.discord_app import QABot
+from bot.discord_format import ABSTAIN_REPLY
+from store.db import Store
+from store.ingest import Ingestor
+from store.sources.files import find_files, load_file
+from tests.bot.conftest import COLLECTION, World
+from tests.bot.test_discord_permissions import channel_without
+from tests.conftest import PROJECT_SAMPLES, SAMPLE_ARTICLE, need_shared
+
+pytestmark = pytest.mark.slow
+
+WHO = "Who is Khalifa Hafter?"
+RUSSIA = "What has his army received from Russia?"
+CAIRO = "Whom did he meet in Cairo?"
+DELIVERY = "His LNA has taken delivery of Russian fighter jets and tanks"
+VISIT = "the Libyan general visited Cairo to discuss the details of cooperation"
+BRIDGE_ANSWER = "The repair was led by Dr. Samuel K. Achebe of Northline Engineering."
+
+
+@pytest.fixture(scope="module")
+def chat_store(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
+    """The store of issue 20's Discord thread: the pasted article and the samples."""
+    folder = tmp_path_factory.mktemp("discord-chat")
+    store = Store(folder / "qabot.sqlite3", model=real_embedder.name, dim=real_embedder.dim)
+    try:
+        items = [item for f in find_files(PROJECT_SAMPLES) for item in load_file(f)]
+        items += load_file(need_shared(SAMPLE_ARTICLE))
+        report = Ingestor(store, real_embedder).ingest(items, collection=COLLECTION)  # type: ignore[arg-type]
+        assert len(report.added) == 5 and not report.skipped
+    finally:
+        store.close()
+    return folder
+
+
+@pytest.fixture
+def data_dir(chat_store: Path, tmp_path: Path) -> Path:
+    """A private copy of it for each test (the bot records answers in it)."""
+    folder = tmp_path / "data"
+    shutil.copytree(chat_store, folder)
+    return folder
+
+
+def _bot_said(channel: object, me: int) -> str:
+    last = channel.last_message  # type: ignore[attr-defined]
+    assert last is not None and last.author.id == me, "the bot did not answer"
+    return str(last.content)
+
+
+async def test_follow_ups_in_the_thread_are_read_in_its_light(world: World) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    await world.member.send(world.channel, f"<@{me.id}> {WHO}")
+    [thread] = world.channel.threads
+    assert "Hafter" in _bot_said(thread, me.id)
+    await world.member.send(thread, RUSSIA)
+    assert DELIVERY in _bot_said(thread, me.id)
+    await world.member.send(thread, CAIRO)
+    said = _bot_said(thread, me.id)
+    assert VISIT in said and "El-Sisi" in said
+    # A question that names what it asks about is answered as if asked alone.
+    await world.member.send(thread, "Who led the bridge repair?")
+    assert BRIDGE_ANSWER in _bot_said(thread, me.id)
+
+
+async def test_the_same_question_in_a_new_thread_has_nothing_to_lean_on(world: World) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    await world.member.send(world.channel, f"<@{me.id}> {CAIRO}")
+    [thread] = world.channel.threads
+    assert VISIT not in _bot_said(thread, me.id)
+
+
+async def test_a_thread_is_followed_after_a_restart(world: World, simcord_bot: QABot) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    await world.member.send(world.channel, f"<@{me.id}> {WHO}")
+    [thread] = world.channel.threads
+    await world.member.send(thread, RUSSIA)
+    assert DELIVERY in _bot_said(thread, me.id)
+    # What a restart loses: every conversation the process held. The thread is read back
+    # from Discord (the question it was opened from, then the members' messages).
+    simcord_bot.conversations.forget_all()
+    await world.member.send(thread, CAIRO)
+    said = _bot_said(thread, me.id)
+    assert VISIT in said and "El-Sisi" in said
+
+
+@pytest.mark.bot_settings(QABOT_COOLDOWN_QUESTIONS=20)
+async def test_a_reply_to_an_answer_follows_that_answer_in_a_channel_too(
+    world: World, simcord_bot: QABot
+) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    # Where the bot may not open threads it answers in the channel, in reply.
+    channel = channel_without(world, "create_public_threads")
+    question = await world.member.send(channel, f"<@{me.id}> {WHO}")
+    answer = channel.last_message
+    assert answer is not None and answer.author.id == me.id and not channel.threads
+    # A reply (no mention) to that answer is a follow-up to it, answered in reply.
+    await world.member.send(channel, RUSSIA, reply_to=answer)
+    second = channel.last_message
+    assert second is not None and second.author.id == me.id
+    assert DELIVERY in second.content
+    assert second.reference is not None
+    # Another member replies to that answer after a restart: the chain is read back.
+    simcord_bot.conversations.forget_all()
+    await world.admin.send(channel, CAIRO, reply_to=second)
+    third = channel.last_message
+    assert third is not None and third.author.id == me.id
+    assert VISIT in third.content
+    # A reply to a member's message, not the bot's, is left alone.
+    before = len(channel.history())
+    await world.member.send(channel, CAIRO, reply_to=question)
+    assert len(channel.history()) == before + 1
+
+
+async def test_a_follow_up_with_nothing_to_lean_on_still_says_it_found_nothing(
+    world: World,
+) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    await world.member.send(world.channel, f"<@{me.id}> How many moons does Jupiter have?")
+    [thread] = world.channel.threads
+    assert _bot_said(thread, me.id) == ABSTAIN_REPLY
+    await world.member.send(thread, "And how big is it?")
+    assert _bot_said(thread, me.id) == ABSTAIN_REPLY
