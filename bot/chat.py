@@ -78,7 +78,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from retriever.errors import RetrieverError
     from store.errors import StoreError
 
-    if not settings.db_path.exists():
+    if not settings.has_store():
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )

@@ -317,8 +317,12 @@ class PostgresStore(_Reads):
                             "UPDATE meta SET value = (value::bigint + 1)::text"
                             " WHERE key = 'generation'"
                         )
-            except psycopg.OperationalError as exc:
-                raise _unavailable(self.url, exc) from exc
+            except psycopg.Error as exc:
+                # The server went away (mid-transaction, even while rolling back): said as
+                # such; anything else (a constraint, a bug) as itself.
+                if isinstance(exc, psycopg.OperationalError) or db.broken or db.closed:
+                    raise _unavailable(self.url, exc) from exc
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:

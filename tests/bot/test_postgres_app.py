@@ -71,3 +71,33 @@ def test_a_url_that_is_not_postgresql_is_refused_with_the_fix(
     monkeypatch.setenv("QABOT_DATABASE_URL", "mysql://db.example/qabot")
     with pytest.raises(SettingsError, match=r"postgresql://user:password@host:5432/database"):
         load_settings()
+
+
+def test_the_bots_writer_is_a_second_connection_to_the_same_database(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """What the Discord bot's /ingest and feed syncs write through (`writer_for`) is
+    answered by its retriever, which reads on its own connection."""
+    from bot.app import writer_for
+    from retriever.retriever import Retriever
+    from retriever.weights import Weights
+    from store.models import RawArticle
+    from tests.doubles import HashingEmbedder
+
+    embedder = HashingEmbedder()
+    store = PostgresStore(postgres_url, model=embedder.name, dim=embedder.dim)
+    retriever = Retriever(store, embedder, tmp_path / "index", weights=Weights(abstain_below=0))
+    writer, ingestor = writer_for(retriever)
+    assert isinstance(writer, PostgresStore) and writer is not store
+    assert writer.url == store.url
+    ingestor.ingest(
+        [
+            RawArticle(
+                key="k", title="Mill", text="The mill grinds oats on Tuesdays.", pre_cleaned=True
+            )
+        ]
+    )
+    answer = retriever.ask("What does the mill grind?", k=1)
+    assert answer.answers[0].text == "The mill grinds oats on Tuesdays."
+    writer.close()
+    store.close()

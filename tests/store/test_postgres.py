@@ -212,3 +212,21 @@ def test_a_retriever_answers_from_what_it_holds_while_the_database_is_away(
         .text.startswith("The night bus")
     )
     store.close()
+
+
+def test_a_connection_cut_mid_write_writes_nothing_and_is_said_as_such(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    store = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
+    generation = store.generation
+    with pytest.raises(StoreUnavailableError, match="is not answering"):  # noqa: SIM117
+        with store.transaction() as db:
+            db.execute("INSERT INTO meta VALUES ('half', 'written')")
+            pid = db.execute("SELECT pg_backend_pid()").fetchall()[0][0]
+            with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            db.execute("INSERT INTO meta VALUES ('never', 'written')")
+    # The next use connects again; nothing of the cut transaction is there.
+    assert store.meta("half") is None and store.meta("never") is None
+    assert store.generation == generation
+    store.close()
