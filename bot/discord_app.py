@@ -18,7 +18,7 @@ import logging
 import re
 import tempfile
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +42,7 @@ from bot.discord_format import (
 )
 from bot.errors import BotError
 from bot.settings import Settings
+from retriever.conversation import Conversation
 from retriever.models import Answer
 from retriever.retriever import Retriever
 from store.db import Store
@@ -56,6 +57,7 @@ T = TypeVar("T")
 NO_PINGS = discord.AllowedMentions.none()
 MAX_QUESTION = 300
 MAX_ATTACHMENT_BYTES = 5_000_000
+CONVERSATIONS_KEPT = 2000  # threads and answers whose conversation is kept in memory
 _MENTION = re.compile(r"<@!?\d+>")
 # The permissions a mention needs, by the names a server's settings show.
 PERMISSION_NAMES = {
@@ -155,11 +157,25 @@ class Service:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def ask(self, question: str, collection: str) -> Answer:
-        return await self._on(self._reader, self._ask, question, collection)
+    async def ask(
+        self, question: str, collection: str, history: Conversation | None = None
+    ) -> Answer:
+        return await self._on(self._reader, self._ask, question, collection, history)
 
-    def _ask(self, question: str, collection: str) -> Answer:
-        return self.retriever.ask(question, k=self.answers, collections=[collection])
+    def _ask(self, question: str, collection: str, history: Conversation | None) -> Answer:
+        return self.retriever.ask(
+            question, k=self.answers, collections=[collection], history=history
+        )
+
+    async def resume(self, questions: list[str], collection: str) -> Conversation:
+        """The conversation these earlier questions make, each asked again in order (after
+        a restart, from what a thread shows)."""
+
+        def run() -> Conversation:
+            items: list[Any] = list(questions)
+            return self.retriever.resume(items, k=self.answers, collections=[collection])
+
+        return await self._on(self._reader, run)
 
     async def articles(self, collection: str) -> list[ArticleInfo]:
         return await self._on(
@@ -280,6 +296,9 @@ class QABot(commands.Bot):
         self.cooldown = Cooldown(settings.cooldown_questions, settings.cooldown_seconds)
         self._feed_loop: tasks.Loop[Any] | None = None
         self._warned: set[tuple[int, tuple[str, ...]]] = set()
+        # The conversation so far, by thread id and by the id of each answer posted (a reply
+        # to an answer follows up on it); rebuilt from the thread when not here.
+        self._conversations: OrderedDict[int, Conversation] = OrderedDict()
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -330,15 +349,27 @@ class QABot(commands.Bot):
     ) -> tuple[str, discord.ui.View | None]:
         """The reply to a question: text (ending with `note`, if any) and, for a real
         answer, the vote buttons."""
-        answer = await self.service.ask(question, self.collection_for(guild_id))
+        text, view, _ = await self.reply_to(question, guild_id, note=note)
+        return text, view
+
+    async def reply_to(
+        self,
+        question: str,
+        guild_id: int | None,
+        *,
+        note: str = "",
+        history: Conversation | None = None,
+    ) -> tuple[str, discord.ui.View | None, Answer]:
+        """`answer`, in the light of a conversation, with the Answer itself."""
+        answer = await self.service.ask(question, self.collection_for(guild_id), history)
         if note:
             text = f"{format_answer(answer, limit=MESSAGE_LIMIT - len(note) - 2)}\n\n{note}"
         else:
             text = format_answer(answer)
         if answer.abstained:
-            return text, None
+            return text, None, answer
         answer_id = await self.service.record_answer(answer, guild_id)
-        return text, vote_view(answer_id)
+        return text, vote_view(answer_id), answer
 
     def cooldown_message(self, retry: float) -> str:
         return f"You're asking quickly; try again in {max(1, round(retry))} s."
@@ -351,7 +382,8 @@ class QABot(commands.Bot):
         channel = message.channel
         in_our_thread = isinstance(channel, discord.Thread) and channel.owner_id == self.user.id
         mentioned = self.user in message.mentions
-        if not in_our_thread and not mentioned:
+        replied = await self._our_answer_replied_to(message)
+        if not in_our_thread and not mentioned and replied is None:
             return
         if not in_our_thread:
             allowed = self.settings.discord_channels
@@ -368,7 +400,7 @@ class QABot(commands.Bot):
             self._cannot_answer(channel, route.missing)
             return
         try:
-            await self._answer_message(message, question, route)
+            await self._answer_message(message, question, route, replied, in_our_thread)
         except discord.Forbidden as exc:  # the permissions changed after they were read
             self._cannot_answer(channel, (f"a permission ({exc.text})",))
         except Exception:
@@ -396,7 +428,14 @@ class QABot(commands.Bot):
             names,
         )
 
-    async def _answer_message(self, message: discord.Message, question: str, route: Route) -> None:
+    async def _answer_message(
+        self,
+        message: discord.Message,
+        question: str,
+        route: Route,
+        replied: discord.Message | None = None,
+        in_our_thread: bool = False,
+    ) -> None:
         retry = self.cooldown.retry_after(message.author.id)
         if retry:
             if route.thread:  # said in the channel if the bot may post there, else a thread
@@ -408,14 +447,64 @@ class QABot(commands.Bot):
                     route = Route(channel=await message.create_thread(name=_thread_name(question)))
             await _post(route, self.cooldown_message(retry), None)
             return
+        guild_id = message.guild.id if message.guild else None
+        collection = self.collection_for(guild_id)
+        history = None
+        if replied is not None:  # a reply to one of our answers follows up on it
+            history = await self._conversation_at(replied, collection)
+        elif in_our_thread:
+            history = await self._conversation_in(message, collection)
         if route.thread:
             thread = await message.create_thread(name=_thread_name(question))
             route = Route(channel=thread)
         assert route.channel is not None
         async with route.channel.typing():
-            guild_id = message.guild.id if message.guild else None
-            text, view = await self.answer(question, guild_id, note=route.note())
-        await _post(route, text, view)
+            text, view, answer = await self.reply_to(
+                question, guild_id, note=route.note(), history=history
+            )
+        posted = await _post(route, text, view)
+        after = (history or Conversation()).then(answer)
+        self.remember(posted.id, after)
+        if isinstance(route.channel, discord.Thread):
+            self.remember(route.channel.id, after)
+
+    # -- conversations --------------------------------------------------------------------
+
+    def remember(self, key: int, conversation: Conversation) -> None:
+        self._conversations[key] = conversation
+        self._conversations.move_to_end(key)
+        while len(self._conversations) > CONVERSATIONS_KEPT:
+            self._conversations.popitem(last=False)
+
+    async def _our_answer_replied_to(self, message: discord.Message) -> discord.Message | None:
+        """The bot's message this one replies to (Discord's reply), if it is one."""
+        ref = message.reference
+        if ref is None or ref.message_id is None or self.user is None:
+            return None
+        found = ref.resolved if isinstance(ref.resolved, discord.Message) else None
+        if found is None:
+            try:
+                found = await message.channel.fetch_message(ref.message_id)
+            except discord.HTTPException:
+                return None
+        return found if found.author.id == self.user.id else None
+
+    async def _conversation_in(self, message: discord.Message, collection: str) -> Conversation:
+        """The conversation of the thread this message is in: kept, or else rebuilt from the
+        thread's earlier questions (the one that opened it, then each person's message)."""
+        channel = message.channel
+        kept = self._conversations.get(channel.id)
+        if kept is not None:
+            return kept
+        return await self.service.resume(await _questions_before(message), collection)
+
+    async def _conversation_at(self, answer: discord.Message, collection: str) -> Conversation:
+        """The conversation up to one of our answers: kept, or else rebuilt from the
+        questions before it."""
+        kept = self._conversations.get(answer.id)
+        if kept is not None:
+            return kept
+        return await self.service.resume(await _questions_before(answer), collection)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -443,16 +532,43 @@ class QABot(commands.Bot):
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-async def _post(route: Route, text: str, view: discord.ui.View | None) -> None:
+async def _post(route: Route, text: str, view: discord.ui.View | None) -> discord.Message:
     """`text` where `route` says: as a reply when it has one, no pings, no preview cards."""
     kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS, "suppress_embeds": True}
     if view is not None:
         kwargs["view"] = view
     if route.reply_to is not None:
-        await route.reply_to.reply(text, mention_author=False, **kwargs)
-    else:
-        assert route.channel is not None
-        await route.channel.send(text, **kwargs)
+        return await route.reply_to.reply(text, mention_author=False, **kwargs)
+    assert route.channel is not None
+    return await route.channel.send(text, **kwargs)
+
+
+async def _questions_before(message: discord.Message, turns: int = 3) -> list[str]:
+    """The last `turns` questions people asked before this message where it sits: in a
+    thread, its messages and the one that opened it; in a channel, the message an answer
+    replied to."""
+    channel = message.channel
+    found: list[str] = []
+    if isinstance(channel, discord.Thread):
+        async for earlier in channel.history(limit=4 * turns, before=message):
+            if not earlier.author.bot and earlier.content.strip():
+                found.append(earlier.content)
+            if len(found) >= turns:
+                break
+        if len(found) < turns and channel.parent is not None:
+            try:  # the message the thread was opened from has the thread's id
+                opener = await channel.parent.fetch_message(channel.id)  # type: ignore[union-attr]
+                found.append(opener.content)
+            except (discord.HTTPException, AttributeError):
+                pass
+    elif message.reference is not None and message.reference.message_id is not None:
+        try:
+            asked = await channel.fetch_message(message.reference.message_id)
+            found.append(asked.content)
+        except discord.HTTPException:
+            pass
+    questions = [" ".join(_MENTION.sub(" ", q).split())[:MAX_QUESTION] for q in reversed(found)]
+    return [q for q in questions if q]
 
 
 def _thread_name(question: str) -> str:
@@ -481,13 +597,16 @@ class AskCog(commands.Cog):
             )
             return
         await interaction.response.defer(thinking=True)
-        text, view = await self.bot.answer(question, interaction.guild_id)
+        text, view, answer = await self.bot.reply_to(question, interaction.guild_id)
         if view is None:
-            await interaction.followup.send(text, allowed_mentions=NO_PINGS, suppress_embeds=True)
-        else:
-            await interaction.followup.send(
-                text, view=view, allowed_mentions=NO_PINGS, suppress_embeds=True
+            posted = await interaction.followup.send(
+                text, allowed_mentions=NO_PINGS, suppress_embeds=True, wait=True
             )
+        else:
+            posted = await interaction.followup.send(
+                text, view=view, allowed_mentions=NO_PINGS, suppress_embeds=True, wait=True
+            )
+        self.bot.remember(posted.id, Conversation().then(answer))  # a reply follows up on it
 
 
 class LibraryCog(commands.Cog):
