@@ -175,7 +175,7 @@ class Folding:
     prior_confidence: float = 0.03
     # Taken from the ranking score of a sentence the conversation has already quoted: a
     # follow-up asks for something new.
-    seen_penalty: float = 0.0
+    seen_penalty: float = 10.0
     # How the name a follow-up points at is carried in: put in the pronoun's place
     # ("substitute"), added at the end ("append"), or not at all ("none": the prior only).
     carry: str = "substitute"

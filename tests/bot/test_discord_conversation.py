@@ -1,14 +1,21 @@
 """Conversations on Discord, through simcord and the real discord.py with the real model: a
-thread the bot opened is one conversation, and a reply to an answer follows up on it."""
+thread the bot opened is one conversation, and a reply to an answer follows up on it.
+
+The server's articles are the issue's: `../shared/data/articles/` and `samples/articles/`.
+"""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
+from store.db import Store
 from store.ingest import Ingestor
-from store.sources.files import load_file
+from store.sources.files import find_files, load_file
 from tests.bot.conftest import COLLECTION, World, reply_of
-from tests.conftest import SAMPLE_ARTICLE, need_shared
+from tests.conftest import PROJECT_SAMPLES, SAMPLE_ARTICLE, need_shared
 
 pytestmark = pytest.mark.slow
 
@@ -16,15 +23,26 @@ DELIVERY = "His LNA has taken delivery of Russian fighter jets and tanks"
 VISIT = "the Libyan general visited Cairo to discuss the details of cooperation"
 
 
-def _with_the_article(world: World, real_embedder) -> None:  # type: ignore[no-untyped-def]
-    retriever = world.env.bot.service.retriever
-    Ingestor(retriever.store, real_embedder).ingest(
-        load_file(need_shared(SAMPLE_ARTICLE)), collection=COLLECTION
-    )
+@pytest.fixture(scope="module")
+def news_store(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("discord-news")
+    store = Store(folder / "qabot.sqlite3", model=real_embedder.name, dim=real_embedder.dim)
+    items = [item for f in find_files(PROJECT_SAMPLES) for item in load_file(f)]  # type: ignore[arg-type]
+    items += list(load_file(need_shared(SAMPLE_ARTICLE)))
+    assert Ingestor(store, real_embedder).ingest(items, collection=COLLECTION).added
+    store.close()
+    return folder
 
 
-async def test_a_thread_is_one_conversation(world: World, real_embedder) -> None:  # type: ignore[no-untyped-def]
-    _with_the_article(world, real_embedder)
+@pytest.fixture
+def data_dir(news_store: Path, tmp_path: Path) -> Path:
+    """The bot's data folder (the conftest's `make_bot` reads it): a copy of the store."""
+    folder = tmp_path / "data"
+    shutil.copytree(news_store, folder)
+    return folder
+
+
+async def test_a_thread_is_one_conversation(world: World) -> None:
     bot_user = world.env.bot.user
     assert bot_user is not None
     await world.member.send(world.channel, f"<@{bot_user.id}> Who is Khalifa Hafter?")
@@ -42,10 +60,9 @@ async def test_a_thread_is_one_conversation(world: World, real_embedder) -> None
     assert bridge is not None and "Dr. Samuel K. Achebe" in bridge.content
 
 
-async def test_a_thread_is_read_back_after_a_restart(world: World, real_embedder) -> None:  # type: ignore[no-untyped-def]
+async def test_a_thread_is_read_back_after_a_restart(world: World) -> None:
     """What the bot kept in memory is gone after a restart: the thread's own messages
     tell it the conversation so far."""
-    _with_the_article(world, real_embedder)
     bot = world.env.bot
     assert bot.user is not None
     await world.member.send(world.channel, f"<@{bot.user.id}> Who is Khalifa Hafter?")
