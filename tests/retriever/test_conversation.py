@@ -121,6 +121,8 @@ def test_turns_come_from_answers_and_from_their_json(retriever: Retriever) -> No
     assert [(a.text, a.article_id, a.title) for a in again.answers] == [
         (a.text, a.article_id, a.title) for a in turn.answers
     ]
+    # and as `qabot chat` sends its turns to `qabot serve`
+    assert Turn.from_json(turn.model_dump(mode="json")) == turn
     with pytest.raises(BadQuestionError, match="'question'"):
         Turn.from_json({"answers": []})
     with pytest.raises(BadQuestionError, match="answer 1 needs"):
