@@ -621,13 +621,14 @@ class AskCog(commands.Cog):
             )
             return
         await interaction.response.defer(thinking=True)
-        text, view, _ = await self.bot.answer(question, interaction.guild_id)
-        if view is None:
-            await interaction.followup.send(text, allowed_mentions=NO_PINGS, suppress_embeds=True)
-        else:
-            await interaction.followup.send(
-                text, view=view, allowed_mentions=NO_PINGS, suppress_embeds=True
-            )
+        text, view, answer = await self.bot.answer(question, interaction.guild_id)
+        kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS, "suppress_embeds": True}
+        if view is not None:
+            kwargs["view"] = view
+        sent = await interaction.followup.send(text, wait=True, **kwargs)
+        # A Discord reply to this answer follows up on it (while the bot runs: the question
+        # of a slash command is not in the channel to be read back after a restart).
+        self.bot.conversations.remember([sent.id], Conversation().then(answer))
 
 
 class LibraryCog(commands.Cog):

@@ -175,13 +175,16 @@ class Folding:
     prior_confidence: float = 0.03
     # Taken from the ranking score of a sentence the conversation has already quoted: a
     # follow-up asks for something new.
-    seen_penalty: float = 0.0
+    seen_penalty: float = 10.0
     # How the name a follow-up points at is carried in: put in the pronoun's place
     # ("substitute"), added at the end ("append"), or not at all ("none": the prior only).
     carry: str = "substitute"
     # An unsure reading (a pronoun in a question that also names something) is kept only
     # when its best confidence beats the question read alone by this much.
     keep_margin: float = 0.0
+    # Whether a bare "it" in a question naming nothing surely points back (else the
+    # question is ranked both ways, as for a pronoun in a question that names something).
+    trust_it: bool = False
     # For "he" or "she": the weight of a name that answered a "who" question.
     who_answer: float = 3.0
     # Whether the question read as asked (the other reading of an unsure one) still leans
@@ -285,7 +288,7 @@ def _salience(turns: Sequence[Turn], folding: Folding, person: bool = False) -> 
     return {spelled[k]: v for k, v in weights.items()}
 
 
-def _leans(question: str) -> tuple[str, bool] | None:
+def _leans(question: str, trust_it: bool = False) -> tuple[str, bool] | None:
     """How the question leans on what came before ("pronoun", "role", "ellipsis") and
     whether surely (True) or maybe (False: worth checking against the question read
     alone); None when it stands alone.
@@ -303,7 +306,7 @@ def _leans(question: str) -> tuple[str, bool] | None:
     found = [m for m in found if first_name is None or m.start() < first_name]
     if found:
         bare_it = all(m.group(0).casefold() in ("it", "its") for m in found)
-        return "pronoun", not names and not bare_it
+        return "pronoun", not names and (trust_it or not bare_it)
     if not names and _THE_ROLE.search(question):
         return "role", False
     return None
@@ -352,7 +355,7 @@ def read_in_context(
     folding = folding or Folding()
     if not conversation or not conversation.turns:
         return Reading(question)
-    leaning = _leans(question)
+    leaning = _leans(question, folding.trust_it)
     if leaning is None:
         return Reading(question)
     how, sure = leaning

@@ -15,7 +15,7 @@ from bot.discord_format import ABSTAIN_REPLY
 from store.db import Store
 from store.ingest import Ingestor
 from store.sources.files import find_files, load_file
-from tests.bot.conftest import COLLECTION, World
+from tests.bot.conftest import COLLECTION, World, reply_of
 from tests.bot.test_chat import CAIRO, DELIVERY, RUSSIA, VISIT, WHO
 from tests.bot.test_discord_permissions import channel_without
 from tests.conftest import PROJECT_SAMPLES, SAMPLE_ARTICLE, need_shared
@@ -132,3 +132,16 @@ async def test_a_follow_up_with_nothing_to_lean_on_still_says_it_found_nothing(
     assert _bot_said(thread, me.id) == ABSTAIN_REPLY
     await world.member.send(thread, "And how big is it?")
     assert _bot_said(thread, me.id) == ABSTAIN_REPLY
+
+
+async def test_a_reply_to_an_ask_answer_follows_up_on_it(world: World) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    result = await world.member.slash(world.channel, "ask", question=WHO)
+    answer = reply_of(result)
+    assert "Hafter" in answer.content
+    await world.member.send(world.channel, CAIRO, reply_to=answer.message)
+    follow = world.channel.last_message
+    assert follow is not None and follow.author.id == me.id
+    assert VISIT in follow.content  # asked alone, it finds nothing (the test above)
+    assert not world.channel.threads  # answered where it was asked, in reply

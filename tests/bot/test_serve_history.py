@@ -80,3 +80,23 @@ def test_a_bad_history_is_refused_naming_the_item(people: Running) -> None:
         s.sendall(json.dumps({"question": FOLLOW_UP, "history": "Who?"}).encode() + b"\n")
         reply = read_reply(s)
     assert "history must be a list" in str(reply["error"])
+
+
+def test_chat_talks_to_a_running_server_and_carries_the_conversation(
+    people: Running, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`qabot chat` sends each question with the turns so far to `qabot serve` (here on the
+    deterministic embedder, so no model is loaded: it would have nothing to answer with)."""
+    import io
+
+    from bot.cli import main
+
+    monkeypatch.setenv("QABOT_ABSTAIN", "0")
+    typed = "Where was Maria Olsen born?\nWhere did she study engineering?\n/new\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(typed + "Where did she study engineering?\n"))
+    assert main(["--data-dir", str(people.folder), "chat", "-k", "1"]) == 0
+    blocks = [b for b in capsys.readouterr().out.split("\n\n") if b.strip()]
+    assert "Maria Olsen was born in Harwick" in blocks[0]
+    assert blocks[1].startswith("(read as: Where did Maria Olsen study engineering?)")
+    assert RIGHT in blocks[1]
+    assert blocks[2].startswith("(a new conversation)") and RIGHT not in blocks[2]

@@ -15,7 +15,7 @@ from retriever.conversation import (
     entities,
     read_in_context,
 )
-from retriever.errors import BadQuestionError
+from retriever.errors import BadQuestionError, EvalDataError
 from retriever.retriever import Retriever
 from store.db import Store
 from store.ingest import Ingestor
@@ -121,6 +121,8 @@ def test_turns_come_from_answers_and_from_their_json(retriever: Retriever) -> No
     assert [(a.text, a.article_id, a.title) for a in again.answers] == [
         (a.text, a.article_id, a.title) for a in turn.answers
     ]
+    # and as `qabot chat` sends its turns to `qabot serve`
+    assert Turn.from_json(turn.model_dump(mode="json")) == turn
     with pytest.raises(BadQuestionError, match="'question'"):
         Turn.from_json({"answers": []})
     with pytest.raises(BadQuestionError, match="answer 1 needs"):
@@ -190,3 +192,35 @@ def test_an_unsure_reading_is_kept_only_when_it_is_the_more_confident(
     assert strict.ask(q, k=1, history=history).context_used == ()
     # with no margin the more confident reading wins, whichever it is
     assert kept.answers[0].score >= alone.answers[0].score
+
+
+def test_cases_with_a_history_are_asked_as_a_conversation_and_reported_apart(
+    retriever: Retriever, tmp_path: Path
+) -> None:
+    from retriever.evaluate import load_cases, run_cases
+
+    path = tmp_path / "cases.jsonl"
+    path.write_text(
+        '{"question": "Where was Peter Grant born?", "expect": ["Leiden in 1969"]}\n'
+        '{"history": ["Where was Maria Olsen born?"], "question": "Where did she study '
+        'engineering?", "expect": ["Delft"]}\n',
+        encoding="utf-8",
+    )
+    cases = load_cases(path)
+    assert cases[1].history == ("Where was Maria Olsen born?",)
+    result = run_cases(retriever, cases)
+    assert result["answerable"] == 2 and result["hit1"] == 1.0
+    assert result["followups"]["answerable"] == 1 and result["followups"]["hit1"] == 1.0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"history": "Who?", "question": "Why?", "expect": ["x"]}\n', encoding="utf-8")
+    with pytest.raises(EvalDataError, match="case 1: 'history' must be a list"):
+        load_cases(bad)
+
+
+def test_the_shipped_conversations_are_valid_follow_ups() -> None:
+    from retriever.evaluate import load_cases
+
+    root = Path(__file__).resolve().parents[2] / "samples"
+    cases = load_cases(root / "conversations.jsonl")
+    assert len(cases) >= 12 and all(c.history for c in cases)
+    assert any(not c.answerable for c in cases)
