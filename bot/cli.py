@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def all_commands() -> list[Command]:
     """The table of every `qabot` command: this module's, then each command module's."""
-    from bot import bench_cmd, eval_cmd, feeds_cmd, serve
+    from bot import bench_cmd, eval_cmd, feeds_cmd, serve, train_cmd
 
     return [
         *COMMANDS,
@@ -46,6 +46,7 @@ def all_commands() -> list[Command]:
         *feeds_cmd.COMMANDS,
         *bench_cmd.COMMANDS,
         *serve.COMMANDS,
+        *train_cmd.COMMANDS,
     ]
 
 

@@ -43,8 +43,9 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     `qabot --data-dir DIR ask` works on it; it must hold nothing but the benchmark), or
     else <data dir>/eval/reqa-<hash of the files and the model>/.
     """
-    from bot.app import App
-    from retriever.evaluate import load_reqa, map_store, reqa_hash, run_reqa
+    from bot.app import reranker
+    from retriever.checker import checker_shipped
+    from retriever.evaluate import load_reqa, reqa_hash, run_reqa
 
     folder: Path = args.folder
     if not folder.is_dir():
@@ -61,6 +62,55 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     )
     quiet = args.json
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    app, spans, mapping = open_reqa_store(settings, data, data_dir, say)
+    try:
+        # Questions go through the same embedder as in `qabot ask` and the bot.
+        retriever = app.retriever
+        retriever.keep_resident()
+        retriever.wait_resident()  # timed questions don't share the disk with the read
+        runs = [
+            (mode, mode, retriever.reranker) for mode in (MODES if args.compare else [args.mode])
+        ]
+        if args.compare and checker_shipped():
+            # The answer checker's effect in the same run: hybrid with it and without it.
+            runs[:1] = [
+                ("hybrid+checker", "hybrid", reranker(retriever.weights, checker=True)),
+                ("hybrid", "hybrid", reranker(retriever.weights, checker=False)),
+            ]
+        results: dict[str, dict[str, float | int]] = {}
+        for label, mode, chosen in runs:
+            retriever.reranker = chosen
+            bar = _progress(len(questions), f"asking ({label})", "question")
+            results[label] = run_reqa(
+                retriever,
+                questions,
+                spans,
+                mode=mode,
+                latency_sample=args.latency_sample,
+                progress=bar.update,
+            )
+            bar.close()
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(results if args.compare else results[args.mode]))
+    else:
+        print(
+            f"ReQA {folder} — split {args.split}, {len(questions)} questions, "
+            f"{mapping.sentences} sentences in the pool"
+        )
+        print(_table(results))
+    return 0
+
+
+def open_reqa_store(
+    settings: Settings, data: Any, data_dir: Path, say: Any
+) -> tuple[Any, Any, Any]:
+    """The App on the benchmark's store in `data_dir`, every article ingested (once), and
+    each stored sentence's spans in the benchmark (also `qabot train checker`'s data)."""
+    from bot.app import App
+    from retriever.evaluate import map_store
+
     say(f"loading model {settings.model} ...")
     app = App.for_data_dir(settings, data_dir)
     log.info("model %s loaded (%d dimensions)", settings.model, app.embedder.dim)  # now
@@ -83,34 +133,10 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
             f"({mapping.exact}/{mapping.articles} articles kept verbatim, "
             f"{mapping.dropped_sentences} repeated sentences dropped by cleaning)"
         )
-        # Questions go through the same embedder as in `qabot ask` and the bot.
-        retriever = app.retriever
-        retriever.keep_resident()
-        retriever.wait_resident()  # timed questions don't share the disk with the read
-        modes = list(MODES) if args.compare else [args.mode]
-        results: dict[str, dict[str, float | int]] = {}
-        for mode in modes:
-            bar = _progress(len(questions), f"asking ({mode})", "question")
-            results[mode] = run_reqa(
-                retriever,
-                questions,
-                spans,
-                mode=mode,
-                latency_sample=args.latency_sample,
-                progress=bar.update,
-            )
-            bar.close()
-    finally:
+    except BaseException:
         app.close()
-    if args.json:
-        print(json.dumps(results if args.compare else results[args.mode]))
-    else:
-        print(
-            f"ReQA {folder} — split {args.split}, {len(questions)} questions, "
-            f"{mapping.sentences} sentences in the pool"
-        )
-        print(_table(results))
-    return 0
+        raise
+    return app, spans, mapping
 
 
 def _refuse_other_articles(store: Any, data_dir: Path, keys: set[str]) -> None:
@@ -191,9 +217,10 @@ def _table(results: dict[str, dict[str, float | int]]) -> str:
         ("p50 ms", "p50_ms", "{:.1f}"),
         ("p95 ms", "p95_ms", "{:.1f}"),
     ]
-    lines = ["mode     " + "".join(f"{c[0]:>9}" for c in cols)]
+    width = max(9, *(len(m) + 1 for m in results))
+    lines = ["mode".ljust(width) + "".join(f"{c[0]:>9}" for c in cols)]
     for mode, r in results.items():
-        lines.append(f"{mode:<9}" + "".join(f"{c[2].format(r[c[1]]):>9}" for c in cols))
+        lines.append(f"{mode:<{width}}" + "".join(f"{c[2].format(r[c[1]]):>9}" for c in cols))
     return "\n".join(lines)
 
 
@@ -227,7 +254,8 @@ COMMANDS = [
                     arg(
                         "--compare",
                         action="store_true",
-                        help="run hybrid, dense and bm25 on the same index and print a table",
+                        help="run hybrid (with and without the answer checker), dense and bm25 "
+                        "on the same index and print a table",
                     ),
                     arg(
                         "--split",

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     feed_sync_minutes: float = Field(30.0, alias="QABOT_FEED_SYNC_MINUTES", ge=0)
     # The confidence below which nothing is quoted: lenient, balanced, strict, or a number.
     abstain: float = Field(ABSTAIN_LEVELS["balanced"], alias="QABOT_ABSTAIN", ge=0, le=2)
+    # The answer checker (retriever/checker.py) reranks the best candidates and gives the
+    # confidence that abstention reads: on or off.
+    checker: bool = Field(False, alias="QABOT_CHECKER")
     # Qdrant for the search indexes (store/indexes/qdrant.py): http(s)://host:6333 for a
     # server, edge: or edge:///folder for Qdrant's engine in this process; None: local.
     # Secret: a URL may carry a password, and is only ever shown masked.
@@ -88,6 +91,16 @@ class Settings(BaseSettings):
             return [int(v) for v in value.replace(",", " ").split()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("checker", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{value!r} is not on or off")
+            return word in ("on", "true", "1", "yes")
         return value
 
     @field_validator("abstain", mode="before")
