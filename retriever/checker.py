@@ -169,8 +169,24 @@ def apply_checker(
     top = np.argsort(-score, kind="stable")[:depth]
     positions = [int(p) for p in scored.candidates.positions[top]]
     rows = snapshot.sentence_rows(positions)
-    logits = checker.logits(question, [rows[p].text for p in positions])
+    with _one_blas_thread():
+        logits = checker.logits(question, [rows[p].text for p in positions])
     combine(c, score, confidence, top, logits)
+
+
+_BLAS: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """numpy's BLAS on one thread for the checker's small products, also where the caller
+    did not limit it (`Retriever.rank`, the evaluation): on this loaded 2-core machine one
+    pair took 140-500 ms on two threads and 3-24 ms on one."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def combine(

@@ -77,7 +77,9 @@ BODY = (
 
 @pytest.mark.slow
 @needs_weights
-def test_the_shipped_checker_prefers_the_sentence_that_answers(tmp_path: Path) -> None:
+def test_the_shipped_checker_on_the_road_keeps_the_answer_and_gives_its_score(
+    tmp_path: Path,
+) -> None:
     store = Store(tmp_path / "qabot.sqlite3", model="hashing-64", dim=64)
     embedder = HashingEmbedder()
     Ingestor(store, embedder).ingest(
@@ -85,21 +87,27 @@ def test_the_shipped_checker_prefers_the_sentence_that_answers(tmp_path: Path) -
     )
     weights = Weights()
     checker = AnswerChecker()
-    retriever = Retriever(
+    plain = Retriever(store, embedder, tmp_path / "index", weights=weights)
+    checked = Retriever(
         store,
         embedder,
         tmp_path / "index",
         weights=weights,
         reranker=CheckerReranker(checker, MaxSimReranker(weights)),
     )
-    answer = retriever.ask("How much did the work on the bridge cost?", k=1)
+    question = "How much did the work on the bridge cost?"
+    without, answer = plain.ask(question, k=1), checked.ask(question, k=1)
     assert not answer.abstained
     assert "48 million" in answer.answers[0].text
-    logits = checker.logits(
-        "How much did the repair of the bridge cost?",
-        ["The work on the bridge cost 48 million dollars.", "The bridge reopened on Monday."],
+    # The score abstention reads is the checker's mix, not the MaxSim confidence.
+    text = answer.answers[0].text
+    logit = float(checker.logits(question, [text])[0])
+    c = checker.combination
+    p = 1.0 / (1.0 + np.exp(-logit))
+    mixed = (without.answers[0].score + c.confidence_weight * p) / (1 + c.confidence_weight)
+    assert answer.answers[0].score == pytest.approx(
+        float(c.calibrate(np.array([mixed]))[0]), abs=1e-4
     )
-    assert logits[0] > logits[1]
 
 
 @pytest.mark.slow
