@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from bot.settings import Settings, make_private
+from retriever.rerank import MaxSimReranker, Reranker
 from retriever.retriever import Retriever, Weights
 from store.db import Store as SqliteStore
 from store.embedding import DEFAULT_MODEL, Embedder, load_embedder, model_folder, numpy_runs
@@ -84,11 +85,13 @@ class App:
 
     @cached_property
     def retriever(self) -> Retriever:
+        weights = Weights(abstain_below=self.settings.abstain)
         return Retriever(
             self.store,
             self.query_embedder,
             self.settings.index_dir,
-            weights=Weights(abstain_below=self.settings.abstain),
+            weights=weights,
+            reranker=reranker(weights, checker=self.settings.checker),
             search=self.index_source,
         )
 
@@ -101,6 +104,17 @@ class App:
             self.store.close()
         if "index_source" in self.__dict__:
             self.index_source.close()
+
+
+def reranker(weights: Weights, *, checker: bool) -> Reranker:
+    """The rerank stage: MaxSim, then the answer checker shipped in retriever/data/ when
+    `checker` (QABOT_CHECKER) is on."""
+    maxsim = MaxSimReranker(weights)
+    if not checker:
+        return maxsim
+    from retriever.checker import AnswerChecker, CheckerReranker
+
+    return CheckerReranker(AnswerChecker(), maxsim)
 
 
 def index_source(settings: Settings) -> IndexSource:

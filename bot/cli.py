@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def all_commands() -> list[Command]:
     """The table of every `qabot` command: this module's, then each command module's."""
-    from bot import bench_cmd, chat, eval_cmd, feeds_cmd, migrate_cmd, serve
+    from bot import bench_cmd, chat, eval_cmd, feeds_cmd, migrate_cmd, serve, train_cmd
 
     return [
         *COMMANDS,
@@ -49,6 +49,7 @@ def all_commands() -> list[Command]:
         *bench_cmd.COMMANDS,
         *serve.COMMANDS,
         *migrate_cmd.COMMANDS,
+        *train_cmd.COMMANDS,
     ]
 
 

@@ -43,6 +43,8 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     `qabot --data-dir DIR ask` works on it; it must hold nothing but the benchmark), or
     else <data dir>/eval/reqa-<hash of the files and the model>/.
     """
+    from bot.app import reranker
+    from retriever.checker import checker_shipped
     from retriever.evaluate import load_reqa, run_reqa
 
     folder: Path = args.folder
@@ -57,17 +59,26 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
         questions = questions[: args.limit]
     quiet = args.json
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
-    app, spans, mapping = _reqa_store(args, settings, data, say)
+    app, spans, mapping = open_reqa_store(settings, data, reqa_data_dir(args, settings), say)
     try:
         # Questions go through the same embedder as in `qabot ask` and the bot.
         retriever = app.retriever
         retriever.keep_resident()
         retriever.wait_resident()  # timed questions don't share the disk with the read
-        modes = list(MODES) if args.compare else [args.mode]
+        runs = [
+            (mode, mode, retriever.reranker) for mode in (MODES if args.compare else [args.mode])
+        ]
+        if args.compare and checker_shipped():
+            # The answer checker's effect in the same run: hybrid with it and without it.
+            runs[:1] = [
+                ("hybrid+checker", "hybrid", reranker(retriever.weights, checker=True)),
+                ("hybrid", "hybrid", reranker(retriever.weights, checker=False)),
+            ]
         results: dict[str, dict[str, float | int]] = {}
-        for mode in modes:
-            bar = _progress(len(questions), f"asking ({mode})", "question")
-            results[mode] = run_reqa(
+        for label, mode, chosen in runs:
+            retriever.reranker = chosen
+            bar = _progress(len(questions), f"asking ({label})", "question")
+            results[label] = run_reqa(
                 retriever,
                 questions,
                 spans,
@@ -117,7 +128,7 @@ def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
             for fu in followups:
                 f.write(json.dumps(fu.as_case(), ensure_ascii=False) + "\n")
     say = (lambda *a: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
-    app, spans, _ = _reqa_store(args, settings, data, say)
+    app, spans, _ = open_reqa_store(settings, data, reqa_data_dir(args, settings), say)
     try:
         bar = _progress(len(followups), "asking", "conversation")
         result = run_followups(
@@ -162,16 +173,24 @@ def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _reqa_store(args: argparse.Namespace, settings: Settings, data: Any, say: Any) -> Any:
-    """The benchmark's store (ingested on first use, kept between runs), opened, and its
-    sentences mapped back to the benchmark's paragraphs: (app, spans, mapping)."""
-    from bot.app import App
-    from retriever.evaluate import map_store, reqa_hash
+def reqa_data_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    """Where the benchmark's store lives: `--data-dir`, or one per benchmark and model."""
+    from retriever.evaluate import reqa_hash
 
-    folder: Path = args.folder
-    data_dir = args.data_dir or (
-        settings.data_dir / "eval" / f"reqa-{reqa_hash(folder, settings.model)}"
+    return Path(
+        args.data_dir
+        or (settings.data_dir / "eval" / f"reqa-{reqa_hash(args.folder, settings.model)}")
     )
+
+
+def open_reqa_store(
+    settings: Settings, data: Any, data_dir: Path, say: Any
+) -> tuple[Any, Any, Any]:
+    """The App on the benchmark's store in `data_dir`, every article ingested (once), and
+    each stored sentence's spans in the benchmark (also `qabot train checker`'s data)."""
+    from bot.app import App
+    from retriever.evaluate import map_store
+
     say(f"loading model {settings.model} ...")
     app = App.for_data_dir(settings, data_dir)
     log.info("model %s loaded (%d dimensions)", settings.model, app.embedder.dim)  # now
@@ -289,9 +308,10 @@ def _table(results: dict[str, dict[str, float | int]]) -> str:
         ("p50 ms", "p50_ms", "{:.1f}"),
         ("p95 ms", "p95_ms", "{:.1f}"),
     ]
-    lines = ["mode     " + "".join(f"{c[0]:>9}" for c in cols)]
+    width = max(9, *(len(m) + 1 for m in results))
+    lines = ["mode".ljust(width) + "".join(f"{c[0]:>9}" for c in cols)]
     for mode, r in results.items():
-        lines.append(f"{mode:<9}" + "".join(f"{c[2].format(r[c[1]]):>9}" for c in cols))
+        lines.append(f"{mode:<{width}}" + "".join(f"{c[2].format(r[c[1]]):>9}" for c in cols))
     return "\n".join(lines)
 
 
@@ -325,7 +345,8 @@ COMMANDS = [
                     arg(
                         "--compare",
                         action="store_true",
-                        help="run hybrid, dense and bm25 on the same index and print a table",
+                        help="run hybrid (with and without the answer checker), dense and bm25 "
+                        "on the same index and print a table",
                     ),
                     arg(
                         "--split",

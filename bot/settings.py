@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # (postgresql://user:password@host:5432/db); None: SQLite in the data folder. Secret: it
     # may carry a password, and is only ever shown masked.
     database_url: SecretStr | None = Field(None, alias="QABOT_DATABASE_URL")
+    # The answer checker (retriever/checker.py) reranks the best candidates and gives the
+    # confidence that abstention reads: on or off.
+    checker: bool = Field(False, alias="QABOT_CHECKER")
     # Qdrant for the search indexes (store/indexes/qdrant.py): http(s)://host:6333 for a
     # server, edge: or edge:///folder for Qdrant's engine in this process; None: local.
     # Secret: a URL may carry a password, and is only ever shown masked.
@@ -104,6 +107,16 @@ class Settings(BaseSettings):
                 "QABOT_DATABASE_URL must be a postgresql:// URI "
                 "(postgresql://user:password@host:5432/database), or empty for SQLite"
             )
+        return value
+
+    @field_validator("checker", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{value!r} is not on or off")
+            return word in ("on", "true", "1", "yes")
         return value
 
     @field_validator("abstain", mode="before")

@@ -13,3 +13,7 @@ class BadQuestionError(RetrieverError):
 
 class EvalDataError(RetrieverError):
     """Evaluation files are missing or malformed."""
+
+
+class CheckerError(RetrieverError):
+    """The answer checker's weights are missing or do not fit the model."""

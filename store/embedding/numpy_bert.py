@@ -83,8 +83,11 @@ def _softmax_inplace(scores: np.ndarray, key_bias: np.ndarray) -> None:
     scores /= scores.sum(axis=-1, keepdims=True)
 
 
-class _Layer:
-    """One transformer layer's weights, transposed so that activations multiply on the left."""
+class BertLayer:
+    """One transformer layer's weights, transposed so that activations multiply on the left.
+
+    Public for the answer checker (retriever/checker.py), which runs fine-tuned layers of
+    its own through the same arithmetic."""
 
     def __init__(self, tensors: dict[str, np.ndarray], prefix: str, scale: float) -> None:
         def get(name: str) -> np.ndarray:
@@ -119,6 +122,35 @@ class _Layer:
         self.b_out = get("output.dense.bias")
         self.ln2_w = get("output.LayerNorm.weight")
         self.ln2_b = get("output.LayerNorm.bias")
+
+    def forward(
+        self, x: np.ndarray, b: int, length: int, key_bias: np.ndarray, heads: int, eps: float
+    ) -> np.ndarray:
+        """The layer over a padded batch's token states `x`, (B * L, H) -> (B * L, H);
+        `key_bias` (B, 1, 1, L) is 0 for real tokens and -1e9 for padding."""
+        dim = x.shape[1]
+        head_dim = dim // heads
+        qkv = x @ self.w_qkv
+        qkv += self.b_qkv
+        qkv = qkv.reshape(b, length, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, heads, L, head_dim)
+        scores = q @ k.transpose(0, 1, 3, 2)  # (B, heads, L, L), already scaled
+        _softmax_inplace(scores, key_bias)
+        context = (scores @ v).transpose(0, 2, 1, 3).reshape(b * length, dim)
+
+        attn = context @ self.w_attn_out
+        attn += self.b_attn_out
+        attn += x
+        _layer_norm_inplace(attn, self.ln1_w, self.ln1_b, eps)
+
+        hidden = attn @ self.w_in
+        hidden += self.b_in
+        _gelu_inplace(hidden)
+        x = hidden @ self.w_out
+        x += self.b_out
+        x += attn
+        _layer_norm_inplace(x, self.ln2_w, self.ln2_b, eps)
+        return x
 
 
 class NumpyMiniLM:
@@ -187,7 +219,7 @@ class NumpyMiniLM:
         self._emb_ln_w = get("embeddings.LayerNorm.weight")
         self._emb_ln_b = get("embeddings.LayerNorm.bias")
         scale = 1.0 / math.sqrt(self.dim // self._heads)
-        self._layers = [_Layer(tensors, f"encoder.layer.{i}", scale) for i in range(layers)]
+        self._layers = [BertLayer(tensors, f"encoder.layer.{i}", scale) for i in range(layers)]
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -254,7 +286,7 @@ class NumpyMiniLM:
     def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The last layer's token states of one padded batch, (B, L, H)."""
         b, length = ids.shape
-        heads, head_dim = self._heads, self.dim // self._heads
+        heads = self._heads
         x = self._word[ids]  # (B, L, H), a fresh array
         x += self._position[:length]
         x = x.reshape(b * length, self.dim)
@@ -263,26 +295,7 @@ class NumpyMiniLM:
         key_bias = ((mask - 1.0) * np.float32(1e9))[:, None, None, :]  # (B, 1, 1, L)
 
         for layer in self._layers:
-            qkv = x @ layer.w_qkv
-            qkv += layer.b_qkv
-            qkv = qkv.reshape(b, length, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]  # (B, heads, L, head_dim)
-            scores = q @ k.transpose(0, 1, 3, 2)  # (B, heads, L, L), already scaled
-            _softmax_inplace(scores, key_bias)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(b * length, self.dim)
-
-            attn = context @ layer.w_attn_out
-            attn += layer.b_attn_out
-            attn += x
-            _layer_norm_inplace(attn, layer.ln1_w, layer.ln1_b, self._eps)
-
-            hidden = attn @ layer.w_in
-            hidden += layer.b_in
-            _gelu_inplace(hidden)
-            x = hidden @ layer.w_out
-            x += layer.b_out
-            x += attn
-            _layer_norm_inplace(x, layer.ln2_w, layer.ln2_b, self._eps)
+            x = layer.forward(x, b, length, key_bias, heads, self._eps)
 
         return x.reshape(b, length, self.dim)
 
