@@ -73,7 +73,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     Each question is read in the light of the conversation so far; answers are quoted
     sentences with their sources. /new starts over, /quit or Ctrl-D leaves.
     """
-    from bot.cli import render_answer
+    from bot.terminal import render_answer
     from retriever.conversation import Conversation
     from retriever.errors import RetrieverError
     from store.errors import StoreError
