@@ -247,12 +247,12 @@ def _qdrant_figures(
     return out
 
 
-def _bar(total: int, quiet: bool) -> Any:
+def _bar(total: int, quiet: bool, desc: str = "passages") -> Any:
     if quiet and not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc="passages", unit="p", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, unit=desc[0], file=sys.stderr, dynamic_ncols=True)
     return bar.update
 
 
@@ -585,7 +585,9 @@ def _qdrant_main(argv: list[str]) -> int:
     data_dir, qdrant_dir = Path(argv[1]), Path(argv[2])
     if argv[0] == "sync-qdrant":
         rows = int(argv[3])
-        bar = _bar(rows, quiet=False) if rows else None  # ours decided: ROWS 0 for none
+        # The parent decided (ROWS 0: no bar). The bar stops at the last row; the engine's
+        # indexes (HNSW) are built after it, before the sync returns.
+        bar = _bar(rows, quiet=False, desc="points") if rows else None
         step = None if bar is None else (lambda: bar(1))
         print(json.dumps(sync_qdrant(data_dir, qdrant_dir, step)))
     elif argv[0] == "probe-qdrant":
