@@ -268,8 +268,10 @@ def test_bench_on_qdrant_reports_its_figures_next_to_local_and_the_same_answers(
     assert figures["scale_passages"] == 300
 
 
-def test_bench_refuses_a_store_too_small_to_measure(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["bench", "--backend", "qdrant", "--passages", "50"])
+def test_bench_refuses_a_store_too_small_to_measure(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--data-dir", str(tmp_path), "bench", "--backend", "qdrant", "--passages", "50"])
     assert code != 0
     err = capsys.readouterr().err
     assert "--passages 50 is too small to measure; use 100 or more" in err
