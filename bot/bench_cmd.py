@@ -10,7 +10,13 @@ Its `COMMANDS` join the `qabot` table (bot/cli.py). Steps, each reported:
    loads its indexes (time, memory, dense-search latency and recall@10), then asks in a
    fresh process as in 2. Fresh processes, because the one that built a million-passage
    store peaks at 15 GB and leaves the page cache emptied: asks timed there (ratio 3.8 on
-   2026-12-01) measured the build's aftermath, not what a bot starting on the store sees.
+   2026-12-01) measured the build's aftermath, not what a bot starting on the store sees;
+4. with `--backend qdrant` or `both`, the same scale store on Qdrant's engine in process
+   (qdrant-edge-py, a folder under the work dir), next to the local figures of 3: the sync
+   of the store into it, its size on disk, a fresh process that opens it (time, memory,
+   dense-search latency and recall@10 against exact), and asks of the same questions by the
+   local and the Qdrant indexes alternated block by block in one process. `qdrant` skips
+   the 10k store and the `qabot ask` timings of 2, which Qdrant does not change.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULT_REQA = Path("../shared/data/reqa-squad-dev")
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "articles"
 SMALL = 10_000
+MIN_PASSAGES = 100
 
 # (key, what it is, target as text, check) for the table; the JSON carries every figure.
 TARGETS: dict[str, tuple[str, Any]] = {
@@ -63,8 +70,10 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     and synthetic vectors near real ones. Takes about 6 minutes with --passages 20000 and
     about 30 with the default million on 2 cores.
     """
-    if args.passages < 1_000:
-        raise BotError(f"--passages {args.passages} is too small to measure; use 1000 or more")
+    if args.passages < MIN_PASSAGES:
+        raise BotError(
+            f"--passages {args.passages} is too small to measure; use {MIN_PASSAGES} or more"
+        )
     if not (args.reqa / "sentences.jsonl").exists():
         raise BotError(
             f"no ReQA data in {args.reqa}; pass --reqa DIR (the shared data folder's "
@@ -141,7 +150,8 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     questions = [reqa.questions[int(i)].text for i in picks]
 
     # 2. the 10k store: asks in process, then `qabot ask` in fresh processes
-    for n in dict.fromkeys([SMALL, args.passages]):
+    sizes = [args.passages] if args.backend == "qdrant" else [SMALL, args.passages]
+    for n in dict.fromkeys(sizes):
         label = size_label(n)
         folder = work / f"store-{label}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -193,24 +203,67 @@ def run_bench(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
             warm = _warm_cli_asks(folder, questions[:5])
             out["warm_cli_ask_s"] = round(float(np.median([t for t, _ in warm])), 3)
             out["warm_cli_same_answers"] = [o for _, o in warm] == [o for _, o in cold]
+        if n == args.passages and args.backend != "local":
+            out.update(_qdrant_figures(folder, work, label, counts, args.json))
         if n != SMALL and args.work_dir is None:
             shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(work / f"qdrant-{label}", ignore_errors=True)
     out["scale_passages"] = args.passages
     out["bench_s"] = round(time.perf_counter() - started, 1)
     return out
 
 
-def _bar(total: int, quiet: bool) -> Any:
+def _qdrant_figures(
+    folder: Path, work: Path, label: str, counts: dict[str, int], quiet: bool
+) -> dict[str, Any]:
+    """The scale store in `folder` on Qdrant's in-process engine (a folder under `work`),
+    each step in a fresh process as the local side's: sync, open and probe, then asks of
+    the same questions (work/questions.json, .npy) alternated with the local indexes."""
+    qdrant_dir = (work / f"qdrant-{label}").resolve()
+    shutil.rmtree(qdrant_dir, ignore_errors=True)
+    rows = 0 if quiet and not sys.stderr.isatty() else counts["passages"] + counts["sentences"]
+    _step(f"syncing the {label} store into Qdrant's in-process engine at {qdrant_dir}")
+    synced = _run_probe("sync-qdrant", folder, qdrant_dir, str(rows), show_progress=True)
+    out: dict[str, Any] = {
+        f"qdrant_build_s_{label}": synced["build_s"],
+        f"qdrant_points_{label}": synced["points"],
+        # The engine preallocates its files (32 MB each, mostly holes): what they hold on
+        # disk, and their apparent size, as `du` and `du --apparent-size` count.
+        f"qdrant_disk_mb_{label}": round(_used_mb(qdrant_dir), 1),
+        f"qdrant_disk_apparent_mb_{label}": round(_size_mb(qdrant_dir), 1),
+    }
+    _step(f"opening the {label} Qdrant indexes in a fresh process")
+    probe = _run_probe("probe-qdrant", folder, qdrant_dir, str(work / "questions.npy"))
+    out[f"qdrant_load_s_{label}"] = probe["load_s"]
+    out[f"qdrant_rss_mb_{label}"] = probe["rss_searched_mb"]
+    out[f"qdrant_rss_loaded_mb_{label}"] = probe["rss_loaded_mb"]
+    out[f"qdrant_rss_base_mb_{label}"] = probe["rss_base_mb"]
+    out[f"qdrant_recall10_{label}"] = min(probe["passages_recall10"], probe["sentences_recall10"])
+    out[f"qdrant_probe_{label}"] = probe
+    _step(f"asking the same questions of the local and the Qdrant {label} indexes, alternated")
+    asks = _run_probe("probe-asks-both", folder, qdrant_dir, str(work / "questions.json"))
+    for key, value in asks.items():
+        out[f"{key}_{label}"] = value
+    return out
+
+
+def _bar(total: int, quiet: bool, desc: str = "passages") -> Any:
     if quiet and not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc="passages", unit="p", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, unit=desc[0], file=sys.stderr, dynamic_ncols=True)
     return bar.update
 
 
 def _size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+def _used_mb(folder: Path) -> float:
+    """The disk blocks the files under `folder` take, in MiB (holes in sparse files not
+    counted)."""
+    return sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file()) / 2**20
 
 
 def _build_indexes(data_dir: Path) -> dict[str, Any]:
@@ -255,19 +308,23 @@ def _probe_asks(data_dir: Path, questions: list[str], qfile: Path) -> dict[str, 
     return _run_probe("probe-asks", data_dir, qfile)
 
 
-def _run_probe(probe: str, folder: Path, inputs: Path | None = None) -> dict[str, Any]:
-    """`python -m bot.bench_cmd PROBE FOLDER [INPUTS]` in a fresh process; its JSON line."""
+def _run_probe(
+    probe: str, folder: Path, *inputs: Path | str, show_progress: bool = False
+) -> dict[str, Any]:
+    """`python -m bot.bench_cmd PROBE FOLDER [INPUTS...]` in a fresh process; its JSON line.
+    With `show_progress`, its stderr (a progress bar) goes to ours."""
     done = subprocess.run(
-        [sys.executable, "-m", "bot.bench_cmd", probe, str(folder)]
-        + ([] if inputs is None else [str(inputs)]),
-        capture_output=True,
+        [sys.executable, "-m", "bot.bench_cmd", probe, str(folder), *map(str, inputs)],
+        stdout=subprocess.PIPE,
+        stderr=None if show_progress else subprocess.PIPE,
         text=True,
         check=False,
         cwd=Path(__file__).resolve().parents[1],
         env=_cli_env(),
     )
     if done.returncode != 0:
-        raise BotError(f"the {probe} probe failed: {done.stderr.strip()[-500:]}")
+        said = "its error is above" if show_progress else done.stderr.strip()[-500:]
+        raise BotError(f"the {probe} probe failed: {said}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -307,6 +364,39 @@ def probe_asks(data_dir: Path, questions: list[str]) -> dict[str, Any]:
         "encode_p50_ms": round(asks.encode_p50, 2),
         "own_encode_p50_ms": round(asks.own_encode_p50, 2),
         "answered": round(asks.answered / len(questions), 3),
+    }
+
+
+def probe_asks_both(data_dir: Path, qdrant_dir: Path, questions: list[str]) -> dict[str, Any]:
+    """The same questions asked of the store in `data_dir` through its local indexes and
+    through the Qdrant at `qdrant_dir` (synced already), in one process, alternated block by
+    block (`measure_side_by_side`): p50/p95 of each, their ratio, and how often they agree."""
+    from bot.app import App
+    from bot.scale import qdrant_app
+    from bot.settings import load_settings
+    from retriever.bench import measure_side_by_side
+    from store.indexes.vectors import set_threads
+
+    set_threads()
+    local = App(load_settings(data_dir=data_dir).model_copy(update={"qdrant_url": None}))
+    qdrant = qdrant_app(data_dir, qdrant_dir)
+    retrievers = {"local": local.retriever, "qdrant": qdrant.retriever}
+    for retriever in retrievers.values():
+        retriever.keep_resident()  # as the bot does; nothing to read for Qdrant's
+        retriever.ask(questions[0])
+        retriever.wait_resident()
+    runs = measure_side_by_side(retrievers, questions)
+    same, same_top = runs.agreement("local", "qdrant")
+    local.close()
+    qdrant.close()
+    return {
+        "qdrant_ask_p50_ms": round(runs.p50("qdrant"), 2),
+        "qdrant_ask_p95_ms": round(runs.p95("qdrant"), 2),
+        "local_alt_ask_p50_ms": round(runs.p50("local"), 2),
+        "local_alt_ask_p95_ms": round(runs.p95("local"), 2),
+        "qdrant_ask_vs_local": round(runs.p50("qdrant") / max(runs.p50("local"), 1e-9), 3),
+        "qdrant_same_answers": round(same, 3),
+        "qdrant_same_top_answer": round(same_top, 3),
     }
 
 
@@ -366,8 +456,11 @@ def render_table(figures: dict[str, Any], args: argparse.Namespace) -> str:
     targets[f"ask_p95_ms_{label}"] = ("< 100", lambda v: v < 100)
     targets[f"load_s_{label}"] = ("< 5", lambda v: v < 5)
     targets[f"recall10_{label}"] = (">= 0.95", lambda v: v >= 0.95)
+    targets[f"qdrant_recall10_{label}"] = (">= 0.95", lambda v: v >= 0.95)
+    targets[f"qdrant_ask_vs_local_{label}"] = ("<= 2", lambda v: v <= 2.0)
+    backend = "" if args.backend == "local" else f" --backend {args.backend}"
     lines = [
-        f"qabot bench --passages {args.passages}  ({figures['cores']} cores)",
+        f"qabot bench{backend} --passages {args.passages}  ({figures['cores']} cores)",
         f"{'figure':<28}{'value':>14}  {'target':<10}",
     ]
     for key, value in figures.items():
@@ -423,6 +516,14 @@ COMMANDS = [
                 help="build the benchmark stores here and keep them (default: a temporary "
                 "folder, removed afterwards; the 1M store takes ~25 GB)",
             ),
+            arg(
+                "--backend",
+                choices=["local", "qdrant", "both"],
+                default="local",
+                help="local: the local indexes only (default); qdrant: the scale store on "
+                "Qdrant's in-process engine too, next to the local figures (skips the 10k "
+                "store and the `qabot ask` timings); both: everything",
+            ),
             arg("--json", action="store_true", help="print one JSON object"),
         ],
     )
@@ -433,16 +534,33 @@ def _main(argv: list[str]) -> int:
     """The bench's fresh-process steps:
     `python -m bot.bench_cmd build-indexes DATA_DIR` (build and save a store's indexes),
     `python -m bot.bench_cmd probe-load INDEX_DIR QUERIES.npy` (indexes alone, no model) and
-    `python -m bot.bench_cmd probe-asks DATA_DIR QUESTIONS.json` (model, indexes, asks)."""
-    arity = {"build-indexes": 2, "probe-load": 3, "probe-asks": 3}
+    `python -m bot.bench_cmd probe-asks DATA_DIR QUESTIONS.json` (model, indexes, asks);
+    on Qdrant's in-process engine in QDRANT_DIR:
+    `python -m bot.bench_cmd sync-qdrant DATA_DIR QDRANT_DIR ROWS` (sync, a bar of ROWS
+    unit rows unless 0), `python -m bot.bench_cmd probe-qdrant DATA_DIR QDRANT_DIR
+    QUERIES.npy` and `python -m bot.bench_cmd probe-asks-both DATA_DIR QDRANT_DIR
+    QUESTIONS.json` (local and Qdrant asks alternated)."""
+    arity = {
+        "build-indexes": 2,
+        "probe-load": 3,
+        "probe-asks": 3,
+        "sync-qdrant": 4,
+        "probe-qdrant": 4,
+        "probe-asks-both": 4,
+    }
     if not argv or arity.get(argv[0]) != len(argv):
         print(
             "usage: python -m bot.bench_cmd build-indexes DATA_DIR\n"
             "       python -m bot.bench_cmd probe-load INDEX_DIR QUERIES.npy\n"
-            "       python -m bot.bench_cmd probe-asks DATA_DIR QUESTIONS.json",
+            "       python -m bot.bench_cmd probe-asks DATA_DIR QUESTIONS.json\n"
+            "       python -m bot.bench_cmd sync-qdrant DATA_DIR QDRANT_DIR ROWS\n"
+            "       python -m bot.bench_cmd probe-qdrant DATA_DIR QDRANT_DIR QUERIES.npy\n"
+            "       python -m bot.bench_cmd probe-asks-both DATA_DIR QDRANT_DIR QUESTIONS.json",
             file=sys.stderr,
         )
         return 2
+    if argv[0] in ("sync-qdrant", "probe-qdrant", "probe-asks-both"):
+        return _qdrant_main(argv)
     if argv[0] == "build-indexes":
         print(json.dumps(build_indexes(Path(argv[1]))))
         return 0
@@ -456,6 +574,28 @@ def _main(argv: list[str]) -> int:
     from bot.scale import probe_load
 
     print(json.dumps(probe_load(Path(argv[1]), np.load(argv[2]))))
+    return 0
+
+
+def _qdrant_main(argv: list[str]) -> int:
+    import numpy as np
+
+    from bot.scale import probe_qdrant, sync_qdrant
+
+    data_dir, qdrant_dir = Path(argv[1]), Path(argv[2])
+    if argv[0] == "sync-qdrant":
+        rows = int(argv[3])
+        # The parent decided (ROWS 0: no bar). The bar stops at the last row; the engine's
+        # indexes (HNSW) are built after it, before the sync returns.
+        bar = _bar(rows, quiet=False, desc="points") if rows else None
+        step = None if bar is None else (lambda: bar(1))
+        print(json.dumps(sync_qdrant(data_dir, qdrant_dir, step)))
+    elif argv[0] == "probe-qdrant":
+        print(json.dumps(probe_qdrant(data_dir, qdrant_dir, np.load(argv[3]))))
+    else:
+        quiet_openmp()
+        questions = json.loads(Path(argv[3]).read_text(encoding="utf-8"))
+        print(json.dumps(probe_asks_both(data_dir, qdrant_dir, questions)))
     return 0
 
 

@@ -23,10 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from store.db import Store
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from store.indexes.qdrant import QdrantIndexes
 
 log = logging.getLogger(__name__)
 
@@ -247,4 +252,103 @@ def probe_load(index_dir: Path, queries: np.ndarray) -> dict[str, float | int | 
         truth = exact_top(unit.vectors, q, 10)
         # As the retriever searches: the index's best 30, rescored with the exact vectors.
         out[f"{name}_recall10"] = round(recall_at_k(unit.dense(), q, truth, unit.vectors), 4)
+    return out
+
+
+# -- the same store on Qdrant's engine in this process (`qabot bench --backend qdrant`) ----
+
+
+def qdrant_app(data_dir: Path, qdrant_dir: Path) -> App:
+    """An `App` on the store in `data_dir` whose search indexes live in Qdrant's in-process
+    engine at `qdrant_dir` (as QABOT_QDRANT_URL=edge:///qdrant_dir would make them)."""
+    from pydantic import SecretStr
+
+    from bot.app import App
+    from bot.settings import load_settings
+
+    url = SecretStr(f"edge://{qdrant_dir.resolve()}")
+    return App(load_settings(data_dir=data_dir).model_copy(update={"qdrant_url": url}))
+
+
+def _qdrant_source(app: App) -> QdrantIndexes:
+    from store.indexes.qdrant import QdrantIndexes
+
+    source = app.index_source
+    assert isinstance(source, QdrantIndexes)
+    return source
+
+
+def sync_qdrant(
+    data_dir: Path, qdrant_dir: Path, progress: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Sync the store in `data_dir` into an empty Qdrant folder as the bot's first ask
+    would (`QdrantIndexes.open`): its time (every point written and the engine's indexes
+    built), and what it wrote. `progress` is called once a unit row."""
+    import qdrant_edge  # noqa: F401  (its import is not the sync's time)
+
+    app = qdrant_app(data_dir, qdrant_dir)
+    store = app.store
+    started = time.perf_counter()
+    source = _qdrant_source(app)
+    indexes = source.open(store, app.settings.index_dir, progress)
+    seconds = time.perf_counter() - started
+    written = dict(source.last_sync)
+    counts = {u: len(getattr(indexes, u).rowids) for u in ("passages", "sentences")}
+    app.close()
+    return {"build_s": round(seconds, 1), "points": written.get("written", 0), **counts}
+
+
+def probe_qdrant(data_dir: Path, qdrant_dir: Path, queries: np.ndarray) -> dict[str, Any]:
+    """`probe_load` for a store synced into Qdrant's in-process engine: open the indexes as
+    a fresh bot would (the engine's shards, the tables an answer reads), time dense
+    searches, and check recall@10 against exact search over the store's vectors, with the
+    retriever's rescoring of the best 30 (`recall_at_k`'s check)."""
+    from store.indexes.vectors import RESCORE_DEPTH, exact_top, set_threads
+
+    set_threads()
+    import qdrant_edge  # noqa: F401  (imported before the baseline, as a running bot has it)
+
+    base = rss_mb()
+    app = qdrant_app(data_dir, qdrant_dir)
+    store = app.store
+    started = time.perf_counter()
+    source = _qdrant_source(app)
+    indexes = source.open(store, app.settings.index_dir)
+    load_s = time.perf_counter() - started
+    if source.last_sync.get("written"):
+        raise RuntimeError(f"Qdrant at {qdrant_dir} was not synced before the probe")
+    out: dict[str, Any] = {
+        "load_s": round(load_s, 3),
+        "rss_base_mb": round(base, 1),
+        "rss_loaded_mb": round(rss_mb(), 1),
+    }
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    for name in ("passages", "sentences"):
+        index = getattr(indexes, name).dense_index
+        times = []
+        for row in q:
+            t = time.perf_counter()
+            index.nearest(row, 10)
+            times.append(time.perf_counter() - t)
+        out[f"{name}_kind"] = "qdrant-edge"
+        out[f"{name}_n"] = len(getattr(indexes, name).rowids)
+        out[f"{name}_search_p50_ms"] = round(float(np.median(times)) * 1000, 3)
+        out[f"{name}_search_p95_ms"] = round(float(np.percentile(times, 95)) * 1000, 3)
+    out["rss_searched_mb"] = round(rss_mb(), 1)  # before the check reads every vector
+    for name in ("passages", "sentences"):
+        unit = getattr(indexes, name)
+        with store.snapshot() as snap:
+            # The store's vectors in the indexes' order (both walk `iter_units`).
+            vectors = np.stack(
+                [np.frombuffer(row[6], dtype=np.float32) for row in snap.iter_units(name)]
+            )
+        assert len(vectors) == len(unit.rowids)
+        truth = exact_top(vectors, q, 10)
+        hits = []
+        for row, t in zip(q, truth, strict=True):
+            found = unit.dense_index.nearest(row, RESCORE_DEPTH)
+            found = found[np.argsort(-(vectors[found] @ row), kind="stable")][:10]
+            hits.append(len(set(found.tolist()) & set(t.tolist())))
+        out[f"{name}_recall10"] = round(float(np.mean(hits)) / 10, 4)
+    app.close()
     return out

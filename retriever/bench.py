@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from retriever.models import Answer
 from retriever.retriever import Retriever
 from store.embedding import Embedder
 from store.errors import SkipSource
@@ -215,3 +216,51 @@ def timed(func: Callable[[], object]) -> float:
     started = time.perf_counter()
     func()
     return time.perf_counter() - started
+
+
+@dataclass
+class SideBySide:
+    """Asks of the same questions by several retrievers of one store, in one process."""
+
+    ask_ms: dict[str, list[float]]
+    answers: dict[str, list[Answer]]
+
+    def p50(self, name: str) -> float:
+        return float(np.median(self.ask_ms[name]))
+
+    def p95(self, name: str) -> float:
+        return float(np.percentile(self.ask_ms[name], 95))
+
+    def agreement(self, a: str, b: str) -> tuple[float, float]:
+        """Shares of the questions where `a` and `b` quote the same sentences (in order),
+        and where their first quotes (or abstentions) are the same."""
+        same = top = 0
+        for x, y in zip(self.answers[a], self.answers[b], strict=True):
+            tx, ty = [s.text for s in x.answers], [s.text for s in y.answers]
+            same += x.abstained == y.abstained and tx == ty
+            top += x.abstained == y.abstained and tx[:1] == ty[:1]
+        n = max(len(self.answers[a]), 1)
+        return same / n, top / n
+
+
+def measure_side_by_side(retrievers: dict[str, Retriever], questions: list[str]) -> SideBySide:
+    """Time `ask` of the same questions on each retriever, block by block (ASK_BLOCK
+    questions on one, then the same on the next), the order turned round every block, so
+    the machine's drift and whatever runs warmer after the other hit each alike. The first
+    few asks of each warm caches and are not counted."""
+    names = list(retrievers)
+    for name in names:
+        for q in questions[:5]:
+            retrievers[name].ask(q)
+    ask_ms: dict[str, list[float]] = {n: [] for n in names}
+    answers: dict[str, list[Answer]] = {n: [] for n in names}
+    for b, lo in enumerate(range(0, len(questions), ASK_BLOCK)):
+        block = questions[lo : lo + ASK_BLOCK]
+        for name in names if b % 2 == 0 else names[::-1]:
+            retriever = retrievers[name]
+            for q in block:
+                t = time.perf_counter()
+                answer = retriever.ask(q)
+                ask_ms[name].append((time.perf_counter() - t) * 1000)
+                answers[name].append(answer)
+    return SideBySide(ask_ms, answers)

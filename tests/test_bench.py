@@ -199,3 +199,80 @@ def test_resident_server_gives_the_same_answer_as_asking_directly(tmp_path) -> N
     assert (
         ask_resident(tmp_path / "none.sock", "Who?", k=1, mode="hybrid", collections=None) is None
     )
+
+
+@pytest.mark.slow
+def test_bench_on_qdrant_reports_its_figures_next_to_local_and_the_same_answers(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--backend qdrant` on a few hundred passages: the scale store on Qdrant's in-process
+    engine, each figure beside the local one of the same run; at this size both searches
+    are exact, so both backends answer every question alike."""
+    need_shared(REQA)
+    code = main(
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "bench",
+            "--backend",
+            "qdrant",
+            "--passages",
+            "300",
+            "--articles",
+            "1",
+            "--questions",
+            "20",
+            "--reqa",
+            str(REQA),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--json",
+        ]
+    )
+    assert code == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in (
+        "build_s_300",
+        "disk_mb_300",
+        "rss_mb_300",
+        "ask_p50_ms_300",
+        "qdrant_build_s_300",
+        "qdrant_disk_mb_300",
+        "qdrant_disk_apparent_mb_300",
+        "qdrant_load_s_300",
+        "qdrant_rss_mb_300",
+        "qdrant_ask_p50_ms_300",
+        "qdrant_ask_p95_ms_300",
+        "local_alt_ask_p50_ms_300",
+        "local_alt_ask_p95_ms_300",
+        "qdrant_ask_vs_local_300",
+    ):
+        value = figures[key]
+        assert isinstance(value, float | int) and math.isfinite(value) and value > 0, key
+    # Every unit row of the store became a point (plus one marker per article and meta).
+    probe = figures["qdrant_probe_300"]
+    assert probe["passages_n"] == 300
+    assert probe["sentences_n"] == figures["sentences_300"]
+    assert figures["qdrant_points_300"] == 300 + figures["sentences_300"]
+    assert figures["qdrant_rss_mb_300"] > figures["qdrant_rss_base_mb_300"]
+    assert figures["qdrant_disk_apparent_mb_300"] >= figures["qdrant_disk_mb_300"]
+    for key in ("recall10_300", "qdrant_recall10_300"):
+        assert 0.0 <= figures[key] <= 1.0, key
+    # Exact search on both sides at 300 passages.
+    assert figures["qdrant_recall10_300"] == 1.0
+    assert figures["qdrant_same_top_answer_300"] == 1.0
+    assert figures["qdrant_same_answers_300"] >= 0.9
+    assert figures["qdrant_ask_p95_ms_300"] >= figures["qdrant_ask_p50_ms_300"]
+    # The local-only steps Qdrant does not change are skipped.
+    assert "ask_p50_ms_10k" not in figures and "cold_ask_s" not in figures
+    assert figures["scale_passages"] == 300
+
+
+def test_bench_refuses_a_store_too_small_to_measure(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--data-dir", str(tmp_path), "bench", "--backend", "qdrant", "--passages", "50"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "--passages 50 is too small to measure; use 100 or more" in err
+    assert "Traceback" not in err
