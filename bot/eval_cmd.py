@@ -45,15 +45,9 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
     """
     from bot.app import reranker
     from retriever.checker import checker_shipped
-    from retriever.evaluate import load_reqa, run_reqa
+    from retriever.evaluate import run_reqa
 
-    folder: Path = args.folder
-    if not folder.is_dir():
-        raise BotError(
-            f"no ReQA folder at {folder.resolve()}; pass the folder holding sentences.jsonl "
-            "and questions.jsonl (e.g. ../shared/data/reqa-squad-dev)"
-        )
-    data = load_reqa(folder)
+    data = read_reqa(args.folder)
     questions = data.split(args.split)
     if args.limit is not None:
         questions = questions[: args.limit]
@@ -93,7 +87,7 @@ def cmd_reqa(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(results if args.compare else results[args.mode]))
     else:
         print(
-            f"ReQA {folder} — split {args.split}, {len(questions)} questions, "
+            f"ReQA {args.folder} — split {args.split}, {len(questions)} questions, "
             f"{mapping.sentences} sentences in the pool"
         )
         print(_table(results))
@@ -110,16 +104,9 @@ def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
     questions asked alone and after an unrelated conversation; and the latency of a
     follow-up against the same question alone. `--write FILE` saves the set as cases.
     """
-    from retriever.evaluate import load_reqa
     from retriever.followups import make_followups, run_followups
 
-    folder: Path = args.folder
-    if not folder.is_dir():
-        raise BotError(
-            f"no ReQA folder at {folder.resolve()}; pass the folder holding sentences.jsonl "
-            "and questions.jsonl (e.g. ../shared/data/reqa-squad-dev)"
-        )
-    data = load_reqa(folder)
+    data = read_reqa(args.folder)
     followups = make_followups(data, data.split(args.split))
     if args.limit is not None:
         followups = followups[: args.limit]
@@ -171,6 +158,18 @@ def cmd_followups(args: argparse.Namespace, settings: Settings) -> int:
         f"(p50 ratio {lat['ratio_p50']})"
     )
     return 0
+
+
+def read_reqa(folder: Path) -> Any:
+    """The ReQA benchmark in `folder`, or a one-line error saying what to pass."""
+    from retriever.evaluate import load_reqa
+
+    if not folder.is_dir():
+        raise BotError(
+            f"no ReQA folder at {folder.resolve()}; pass the folder holding sentences.jsonl "
+            "and questions.jsonl (e.g. ../shared/data/reqa-squad-dev)"
+        )
+    return load_reqa(folder)
 
 
 def reqa_data_dir(args: argparse.Namespace, settings: Settings) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 from store import migrations
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
 from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
+from store.rows import article_info, listing_sql
 from store.seams import FeedRow, IndexArticle, UnitRow, VoteRow
 
 log = logging.getLogger(__name__)
@@ -524,34 +525,9 @@ class Store(_Reads):
         if collection is not None:
             conditions.append("a.collection = ?")
             params.append(collection)
-        sql = (
-            "SELECT a.id, a.key, a.collection, a.title, a.url, a.publisher, a.published,"
-            " a.author, a.source, a.ingested_at,"
-            " (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id),"
-            " (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id)"
-            " FROM articles a"
-        )
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        sql += " ORDER BY a.ingested_at DESC, a.title"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        where = " AND ".join(conditions) if conditions else None
         return [
-            ArticleInfo(
-                id=r[0],
-                key=r[1],
-                collection=r[2],
-                title=r[3],
-                url=r[4],
-                publisher=r[5],
-                published=r[6],
-                author=r[7],
-                source=r[8],
-                ingested_at=datetime.fromisoformat(r[9]),
-                sentences=r[10],
-                passages=r[11],
-            )
-            for r in self._db.execute(sql, params)
+            article_info(r) for r in self._db.execute(listing_sql(where, limit, offset), params)
         ]
 
     def article_text(self, article_id: str) -> str:

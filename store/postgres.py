@@ -33,6 +33,7 @@ from store import migrations
 from store.errors import ModelMismatchError, NotFoundError, StoreError, StoreUnavailableError
 from store.indexes.qdrant_transport import mask_url
 from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
+from store.rows import article_info, listing_sql
 from store.seams import FeedRow, IndexArticle, UnitRow, VoteRow
 
 if TYPE_CHECKING:
@@ -606,35 +607,7 @@ class PostgresStore(_Reads):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[ArticleInfo]:
-        sql = (
-            "SELECT a.id, a.key, a.collection, a.title, a.url, a.publisher, a.published,"
-            " a.author, a.source, a.ingested_at,"
-            " (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id),"
-            " (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id)"
-            " FROM articles a"
-        )
-        if where:
-            sql += " WHERE " + where
-        sql += " ORDER BY a.ingested_at DESC, a.title"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        return [
-            ArticleInfo(
-                id=r[0],
-                key=r[1],
-                collection=r[2],
-                title=r[3],
-                url=r[4],
-                publisher=r[5],
-                published=r[6],
-                author=r[7],
-                source=r[8],
-                ingested_at=datetime.fromisoformat(r[9]),
-                sentences=r[10],
-                passages=r[11],
-            )
-            for r in self._rows(sql, args)
-        ]
+        return [article_info(r) for r in self._rows(listing_sql(where, limit, offset), args)]
 
     def article_text(self, article_id: str) -> str:
         rows = self._rows("SELECT text FROM articles WHERE id = %s", (article_id,))
