@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from retriever.errors import BadQuestionError
 from retriever.models import Answer
+from store.models import StoredSentence, StoredTurn
 
 __all__ = [
     "Conversation",
@@ -80,6 +81,26 @@ class Turn(_Frozen):
                 for a in answer.answers
             ),
             abstained=answer.abstained,
+        )
+
+    def stored(self, asked_at: str) -> StoredTurn:
+        """This turn as the store keeps it (`Store.put_conversation`), asked at `asked_at`."""
+        return StoredTurn(
+            question=self.question,
+            understood=self.understood,
+            sentences=tuple(StoredSentence(**a.model_dump()) for a in self.answers),
+            abstained=self.abstained,
+            asked_at=asked_at,
+        )
+
+    @classmethod
+    def from_stored(cls, kept: StoredTurn) -> Turn:
+        """The turn the store kept (`Store.conversation`)."""
+        return cls(
+            question=kept.question,
+            understood=kept.understood,
+            answers=tuple(TurnSentence(**s.model_dump()) for s in kept.sentences),
+            abstained=kept.abstained,
         )
 
     @classmethod

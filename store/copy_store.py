@@ -1,10 +1,11 @@
 """Copying a SQLite store into PostgreSQL (`qabot migrate --to postgresql://...`).
 
 Everything the file holds moves: articles, sentences, passages, vectors, token vectors and
-their projection, feeds, the answers shown and their votes, and the migrations it has had (a
-backfill still pending on it goes on in PostgreSQL). Row ids are kept, so what cites a
-sentence or an answer by id still finds it. One transaction on the database: a copy that
-fails or is stopped leaves it empty, to be run again. The SQLite file is only read.
+their projection, feeds, the answers shown and their votes, the conversations, and the
+migrations it has had (a backfill still pending on it goes on in PostgreSQL). Row ids are
+kept, so what cites a sentence or an answer by id still finds it. One transaction on the
+database: a copy that fails or is stopped leaves it empty, to be run again. The SQLite file
+is only read.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("shown_answers", ("id", "question", "sentences", "article_ids", "guild_id", "created_at")),
     ("answer_votes", ("answer_id", "user_id", "vote", "created_at")),
+    (
+        "conversation_turns",
+        ("conversation", "n", "question", "understood", "abstained", "sentences", "asked_at"),
+    ),
 )
 _IDENTITY = ("sentences", "passages", "shown_answers")  # ids PostgreSQL hands out next
 _OWN_META = {"model", "dim", "generation"}  # set by the target as it opens
@@ -105,7 +110,7 @@ def copy_to_postgres(
         with source.snapshot() as snap, target.transaction() as db:
             held = {
                 table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchall()[0][0]
-                for table in ("articles", "feeds", "shown_answers")
+                for table in ("articles", "feeds", "shown_answers", "conversation_turns")
             }
             if any(held.values()):
                 what = ", ".join(f"{n:,} {t.replace('_', ' ')}" for t, n in held.items() if n)

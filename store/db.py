@@ -20,8 +20,15 @@ import numpy as np
 
 from store import migrations
 from store.errors import ModelMismatchError, NotFoundError, StoreCorruptError
-from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
-from store.rows import article_info, listing_sql
+from store.models import (
+    ArticleInfo,
+    Passage,
+    PreparedArticle,
+    Sentence,
+    StoredTurn,
+    text_hash,
+)
+from store.rows import TURN_COLUMNS, article_info, listing_sql, stored_turn, turn_row
 from store.seams import FeedRow, IndexArticle, UnitRow, VoteRow
 
 log = logging.getLogger(__name__)
@@ -100,7 +107,9 @@ CREATE TABLE IF NOT EXISTS answer_votes (
     created_at TEXT NOT NULL,
     PRIMARY KEY (answer_id, user_id)
 );
+-- Conversations, a row a turn (store/migrations/m004_conversations.py).
 """
+_SCHEMA += migrations.m004_conversations.TABLE + ";\n"
 
 
 def _private_files(path: Path) -> None:
@@ -576,6 +585,9 @@ class Store(_Reads):
             "passages": one("SELECT COUNT(*) FROM passages").fetchone()[0],
             "vectors": one("SELECT COUNT(*) FROM vectors").fetchone()[0],
             "token_vectors": one("SELECT COUNT(*) FROM token_vectors").fetchone()[0],
+            "conversations": one(
+                "SELECT COUNT(DISTINCT conversation) FROM conversation_turns"
+            ).fetchone()[0],
             "collections": [r[0] for r in one("SELECT DISTINCT collection FROM articles")],
             "model": self.model,
             "dim": self.dim,
@@ -669,6 +681,36 @@ class Store(_Reads):
         return [
             (r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], int(r[5]), r[6]) for r in rows
         ]
+
+    # -- conversations (bot/conversation_log.py): no index reads them either -------------
+
+    def conversation(self, key: str) -> list[StoredTurn]:
+        rows = self._db.execute(
+            "SELECT question, understood, abstained, sentences, asked_at FROM conversation_turns"
+            " WHERE conversation = ? ORDER BY n",
+            (key,),
+        ).fetchall()
+        return [stored_turn(r) for r in rows]
+
+    def put_conversation(self, keys: Sequence[str], turns: Sequence[StoredTurn]) -> None:
+        with self.side_transaction() as db:
+            db.executemany(
+                "DELETE FROM conversation_turns WHERE conversation = ?", [(k,) for k in keys]
+            )
+            db.executemany(
+                f"INSERT INTO conversation_turns ({TURN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [turn_row(k, n, t) for k in keys for n, t in enumerate(turns)],
+            )
+
+    def prune_conversations(self, before: str) -> int:
+        with self.side_transaction() as db:
+            old = db.execute(
+                "SELECT conversation FROM conversation_turns GROUP BY conversation"
+                " HAVING MAX(asked_at) < ?",
+                (before,),
+            ).fetchall()
+            db.executemany("DELETE FROM conversation_turns WHERE conversation = ?", old)
+        return len(old)
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:

@@ -257,3 +257,27 @@ class Passage(_Frozen):
     first: int
     last: int
     text: str
+
+
+class StoredSentence(_Frozen):
+    """A sentence an answer of a conversation quoted, as the store keeps it: with its article
+    id and start in the article's cleaned text (-1: not known), which together name it
+    across re-ingests (row ids do not), its article's title and its score."""
+
+    text: str
+    article_id: str
+    title: str = ""
+    score: float = 0.0
+    start: int = -1
+
+
+class StoredTurn(_Frozen):
+    """One turn of a conversation as the store keeps it (`Store.put_conversation`): the
+    question, what it was understood as ('' when read as asked), the sentences the answer
+    quoted, whether it declined, and when it was asked (ISO 8601, UTC)."""
+
+    question: str
+    understood: str = ""
+    sentences: tuple[StoredSentence, ...] = ()
+    abstained: bool = False
+    asked_at: str

@@ -32,8 +32,15 @@ import numpy as np
 from store import migrations
 from store.errors import ModelMismatchError, NotFoundError, StoreError, StoreUnavailableError
 from store.indexes.qdrant_transport import mask_url
-from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, text_hash
-from store.rows import article_info, listing_sql
+from store.models import (
+    ArticleInfo,
+    Passage,
+    PreparedArticle,
+    Sentence,
+    StoredTurn,
+    text_hash,
+)
+from store.rows import TURN_COLUMNS, article_info, listing_sql, stored_turn, turn_row
 from store.seams import FeedRow, IndexArticle, UnitRow, VoteRow
 
 if TYPE_CHECKING:
@@ -121,6 +128,7 @@ CREATE TABLE IF NOT EXISTS answer_votes (
     PRIMARY KEY (answer_id, user_id)
 );
 """
+SCHEMA += migrations.m004_conversations.TABLE + ";\n"  # conversations, a row a turn
 
 
 def _psycopg() -> Any:
@@ -671,6 +679,7 @@ class PostgresStore(_Reads):
             "passages": one("SELECT COUNT(*) FROM passages"),
             "vectors": one("SELECT COUNT(*) FROM vectors"),
             "token_vectors": one("SELECT COUNT(*) FROM token_vectors"),
+            "conversations": one("SELECT COUNT(DISTINCT conversation) FROM conversation_turns"),
             "collections": [
                 r[0] for r in self._rows("SELECT DISTINCT collection FROM articles ORDER BY 1")
             ],
@@ -767,6 +776,38 @@ class PostgresStore(_Reads):
         return [
             (r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], int(r[5]), r[6]) for r in rows
         ]
+
+    # -- conversations (bot/conversation_log.py): no index reads them either -------------
+
+    def conversation(self, key: str) -> list[StoredTurn]:
+        rows = self._rows(
+            "SELECT question, understood, abstained, sentences, asked_at FROM conversation_turns"
+            " WHERE conversation = %s ORDER BY n",
+            (key,),
+        )
+        return [stored_turn(r) for r in rows]
+
+    def put_conversation(self, keys: Sequence[str], turns: Sequence[StoredTurn]) -> None:
+        with self._tx(bump=False) as db, db.cursor() as cur:
+            cur.execute(
+                "DELETE FROM conversation_turns WHERE conversation = ANY(%s)", (list(keys),)
+            )
+            cur.executemany(
+                f"INSERT INTO conversation_turns ({TURN_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [turn_row(k, n, t) for k in keys for n, t in enumerate(turns)],
+            )
+
+    def prune_conversations(self, before: str) -> int:
+        with self._tx(bump=False) as db:
+            gone = db.execute(
+                "WITH gone AS (DELETE FROM conversation_turns WHERE conversation IN"
+                " (SELECT conversation FROM conversation_turns GROUP BY conversation"
+                " HAVING MAX(asked_at) < %s) RETURNING conversation)"
+                " SELECT COUNT(DISTINCT conversation) FROM gone",
+                (before,),
+            ).fetchall()
+        return int(gone[0][0])
 
     @contextmanager
     def snapshot(self) -> Iterator[PostgresSnapshot]:

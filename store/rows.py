@@ -1,14 +1,16 @@
 """What the two SQL stores (SQLite, `db.py`; PostgreSQL, `postgres.py`) share: the query
-that lists articles with their counts, and how its rows become `ArticleInfo`. The
-placeholders in `where` are each store's own (`?` or `%s`)."""
+that lists articles with their counts, and how its rows become `ArticleInfo`; how a
+conversation's turn becomes a row and back. The placeholders in `where` are each store's
+own (`?` or `%s`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from store.models import ArticleInfo
+from store.models import ArticleInfo, StoredSentence, StoredTurn
 
 _LISTING = (
     "SELECT a.id, a.key, a.collection, a.title, a.url, a.publisher, a.published,"
@@ -43,4 +45,33 @@ def article_info(r: Sequence[Any]) -> ArticleInfo:
         ingested_at=datetime.fromisoformat(r[9]),
         sentences=r[10],
         passages=r[11],
+    )
+
+
+# conversation_turns (store/migrations/m004_conversations.py), in both stores' column order.
+TURN_COLUMNS = "conversation, n, question, understood, abstained, sentences, asked_at"
+
+
+def turn_row(key: str, n: int, turn: StoredTurn) -> tuple[object, ...]:
+    """The row that keeps `turn` as turn `n` of the conversation `key`."""
+    sentences = [s.model_dump() for s in turn.sentences]
+    return (
+        key,
+        n,
+        turn.question,
+        turn.understood,
+        int(turn.abstained),
+        json.dumps(sentences, ensure_ascii=False),
+        turn.asked_at,
+    )
+
+
+def stored_turn(r: Sequence[Any]) -> StoredTurn:
+    """A row of (question, understood, abstained, sentences, asked_at) as a `StoredTurn`."""
+    return StoredTurn(
+        question=r[0],
+        understood=r[1],
+        abstained=bool(r[2]),
+        sentences=tuple(StoredSentence(**s) for s in json.loads(r[3])),
+        asked_at=r[4],
     )

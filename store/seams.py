@@ -5,10 +5,10 @@ meets the same contract: each article written whole or not at all, a generation 
 with every change searches can see, the model recorded and enforced, migrations numbered.
 
 `store.postgres.PostgresStore` (QABOT_DATABASE_URL) is the second. Beside the articles, the
-store keeps tables no index reads (feeds, the answers shown and their votes): named methods
-below, whose writes leave the generation as it is; a new such table gets methods of its own
-here, on both stores. Still spoken in SQLite's own SQL, outside this contract: the
-benchmark's synthetic stores (`bot/scale.py`).
+store keeps tables no index reads (feeds, the answers shown and their votes, conversations):
+named methods below, whose writes leave the generation as it is; a new such table gets
+methods of its own here, on both stores. Still spoken in SQLite's own SQL, outside this
+contract: the benchmark's synthetic stores (`bot/scale.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from store.models import ArticleInfo, Passage, PreparedArticle, Sentence
+from store.models import ArticleInfo, Passage, PreparedArticle, Sentence, StoredTurn
 
 # rowid, article id, collection, title, text, index in the article, vector bytes, span (a
 # sentence's start and end offsets, a passage's first and last sentence), a sentence's word
@@ -186,4 +186,22 @@ class Store(StoreReads, Protocol):
 
     def votes(self) -> list[VoteRow]:
         """Every vote with its answer, oldest first."""
+        ...
+
+    # -- conversations (bot/conversation_log.py): the generation does not move ------------
+
+    def conversation(self, key: str) -> list[StoredTurn]:
+        """The turns kept under `key` (a front end's: "discord:thread:<id>", "chat:<name>"),
+        oldest first; [] when none are."""
+        ...
+
+    def put_conversation(self, keys: Sequence[str], turns: Sequence[StoredTurn]) -> None:
+        """Keep `turns` (oldest first) as the conversation under each of `keys`, replacing
+        what each held (no turns: forget them), in one small transaction of its own. The
+        caller keeps a conversation short (bot/conversation_log.py: MAX_TURNS)."""
+        ...
+
+    def prune_conversations(self, before: str) -> int:
+        """Forget the conversations whose last turn was asked before `before` (an ISO 8601
+        time, UTC, as `StoredTurn.asked_at`); how many were."""
         ...

@@ -22,7 +22,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from store.migrations import m002_feed_allow_private, m003_sentence_token_vectors
+from store.migrations import (
+    m002_feed_allow_private,
+    m003_sentence_token_vectors,
+    m004_conversations,
+)
 from store.migrations.writer import Writer
 
 
@@ -52,6 +56,7 @@ SCHEMA_STEPS: tuple[SchemaStep, ...] = (
         m002_feed_allow_private.apply,
         m002_feed_allow_private.apply_postgres,
     ),
+    SchemaStep(4, "conversations", m004_conversations.apply),
 )
 BACKFILLS: tuple[Backfill, ...] = (
     Backfill(3, "sentence_token_vectors", m003_sentence_token_vectors.run),
@@ -110,9 +115,9 @@ def _record(db: sqlite3.Connection, numbers: list[int]) -> None:
 
 
 # -- the same migrations on PostgreSQL (store/postgres.py) -----------------------------------
-# PostgreSQL stores start at the latest layout (they are newer than every schema step so
-# far); a step still runs on one that lacks it, each in a transaction of its own under the
-# store's write lock, so that processes opening one database together apply it once.
+# PostgreSQL stores start at the latest layout; a step still runs on one that lacks it, each
+# in a transaction of its own under the store's write lock, so that processes opening one
+# database together apply it once.
 
 
 def migrate_postgres(transaction: Callable[..., AbstractContextManager[Any]]) -> None:

@@ -1,6 +1,7 @@
 """`qabot migrate --to postgresql://...`: a SQLite store copied whole into PostgreSQL, and
 then the same store there (articles, their sentences and passages, the units the indexes
-are built from with their vectors and token vectors, feeds, votes, migrations)."""
+are built from with their vectors and token vectors, feeds, votes, conversations,
+migrations)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bot.votes import record_answer, record_vote, votes
 from retriever.retriever import Retriever
 from store.db import Store as SqliteStore
 from store.ingest import Ingestor
-from store.models import RawArticle
+from store.models import RawArticle, StoredSentence, StoredTurn
 from store.postgres import PostgresStore
 from store.seams import Store
 from tests.doubles import HashingEmbedder
@@ -48,6 +49,7 @@ def _everything(store: Store) -> dict[str, object]:
         "index_articles": store.index_articles(),
         "feeds": store.feeds(),
         "votes": store.votes(),
+        "conversation": store.conversation("discord:thread:5"),
         "migrations": store.migrations_done(),
     }
 
@@ -62,6 +64,12 @@ def test_migrate_copies_the_sqlite_store_whole_and_it_answers_alike(
     sqlite.put_feed("https://example.org/rss", "town", "Town news", allow_private=False)
     shown = record_answer(sqlite, "Who replaced the cables?", ["Maria Olsen ..."], ["x"], 7)
     record_vote(sqlite, shown, 11, 1)
+    asked = StoredTurn(
+        question="Who replaced the cables?",
+        sentences=(StoredSentence(text="Maria Olsen replaced every cable.", article_id="x"),),
+        asked_at="2026-12-04T22:00:00+00:00",
+    )
+    sqlite.put_conversation(["discord:thread:5"], [asked])
     before = _everything(sqlite)
     projection = sqlite.token_projection()
     question = "Who replaced every cable?"
@@ -71,6 +79,7 @@ def test_migrate_copies_the_sqlite_store_whole_and_it_answers_alike(
     code = main(["--data-dir", str(tmp_path), "migrate", "--to", postgres_url])
     out = capsys.readouterr().out
     assert code == 0 and "copied 2 articles" in out and "1 answer votes" in out
+    assert "1 conversation turns" in out
 
     pg = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
     after = _everything(pg)
