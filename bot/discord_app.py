@@ -30,7 +30,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot import conversation_log
 from bot.app import writer_for
+from bot.conversation_log import Turns, message_key, thread_key
 from bot.discord_conversations import MAX_TURNS, Conversations, question_of
 from bot.discord_format import (
     ABSTAIN_REPLY,
@@ -176,6 +178,12 @@ class Service:
             lambda: self.retriever.resume(items, k=self.answers, collections=[collection]),
         )
 
+    async def conversation(self, key: str) -> Turns | None:
+        """The turns the store keeps under `key` (None: none, or the store cannot say)."""
+        return await self._on(
+            self._reader, lambda: conversation_log.load(self.retriever.store, key)
+        )
+
     async def articles(self, collection: str) -> list[ArticleInfo]:
         return await self._on(
             self._reader, lambda: self.retriever.store.articles(collection=collection)
@@ -212,6 +220,26 @@ class Service:
                 guild_id,
             ),
         )
+
+    async def keep_conversation(self, keys: list[str], turns: Turns) -> None:
+        """Keep the conversation under `keys` in the store; a store that refuses is logged,
+        never raised (bot/conversation_log.py)."""
+        await self._on(self._writer, lambda: self._with_writes(conversation_log.save, keys, turns))
+
+    async def prune_conversations(self, days: float) -> int:
+        return await self._on(
+            self._writer, lambda: self._with_writes(conversation_log.prune, days) or 0
+        )
+
+    def _with_writes(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """`fn(store, *args)` on the writer's connection; None, logged, when it cannot be
+        opened (the database away)."""
+        try:
+            store = self._writes()[0]
+        except Exception as exc:
+            log.warning("could not open the store for conversations: %s", exc)
+            return None
+        return fn(store, *args)
 
     async def record_vote(self, answer_id: int, user_id: int, vote: int) -> None:
         from bot.votes import record_vote
@@ -294,6 +322,7 @@ class QABot(commands.Bot):
         self.settings = settings
         self.cooldown = Cooldown(settings.cooldown_questions, settings.cooldown_seconds)
         self._feed_loop: tasks.Loop[Any] | None = None
+        self._prune_loop: tasks.Loop[Any] | None = None
         self._warned: set[tuple[int, tuple[str, ...]]] = set()
         self.conversations = Conversations()
 
@@ -315,6 +344,13 @@ class QABot(commands.Bot):
         if self.settings.feed_sync_minutes > 0:
             self._feed_loop = tasks.loop(minutes=self.settings.feed_sync_minutes)(self._sync_feeds)
             self._feed_loop.start()
+        if self.settings.conversation_days > 0:
+            self._prune_loop = tasks.loop(hours=24)(self._prune_conversations)
+            self._prune_loop.start()
+
+    async def _prune_conversations(self) -> None:
+        """Forget conversations untouched for QABOT_CONVERSATION_DAYS (at start, then daily)."""
+        await self.service.prune_conversations(self.settings.conversation_days)
 
     async def _sync_feeds(self) -> None:
         try:
@@ -330,6 +366,8 @@ class QABot(commands.Bot):
     async def close(self) -> None:
         if self._feed_loop is not None:
             self._feed_loop.cancel()
+        if self._prune_loop is not None:
+            self._prune_loop.cancel()
         await super().close()
         self.service.close()
 
@@ -358,7 +396,11 @@ class QABot(commands.Bot):
             text = format_answer(answer)
         if answer.abstained:
             return text, None, answer
-        answer_id = await self.service.record_answer(answer, guild_id)
+        try:
+            answer_id = await self.service.record_answer(answer, guild_id)
+        except Exception as exc:  # a store that is read-only or away: the answer still goes
+            log.warning("answer shown without vote buttons: the store did not keep it (%s)", exc)
+            return text, None, answer
         return text, vote_view(answer_id), answer
 
     def cooldown_message(self, retry: float) -> str:
@@ -447,10 +489,14 @@ class QABot(commands.Bot):
         answer: Answer | None = None
         async with route.channel.typing():
             guild_id = message.guild.id if message.guild else None
+            history: Turns | None = None
             try:
                 history = await self._history(message, replied, guild_id)
                 text, view, answer = await self.answer(
-                    question, guild_id, note=route.note(), history=history
+                    question,
+                    guild_id,
+                    note=route.note(),
+                    history=conversation_log.as_conversation(history),
                 )
             except BackendUnavailableError as exc:  # said where the answer would have gone
                 log.error("cannot answer a mention in #%s: %s", message.channel, exc)
@@ -459,24 +505,28 @@ class QABot(commands.Bot):
         if answer is not None:
             # The conversation up to this answer: a reply to it, or the thread's next
             # message, follows on from here.
-            keys = [posted.id] + ([thread.id] if thread is not None else [])
-            self.conversations.remember(keys, (history or Conversation()).then(answer))
+            keys = [message_key(posted.id)] + ([thread_key(thread.id)] if thread else [])
+            turns = conversation_log.then(history, answer)
+            self.conversations.remember(keys, turns)
+            await self.service.keep_conversation(keys, turns)
 
     async def _history(
         self, message: discord.Message, replied: discord.Message | None, guild_id: int | None
-    ) -> Conversation | None:
+    ) -> Turns | None:
         """The turns `message` follows: those up to the answer it replies to, or the
-        thread's (a thread of ours); None for a question that opens a conversation. Kept in
-        memory; after a restart read back from Discord and asked again."""
+        thread's (a thread of ours); None for a question that opens a conversation. Held in
+        memory, kept in the store; one the store lacks (from before it kept them) is read
+        back from Discord and its questions asked again."""
         channel = message.channel
         if replied is not None:
-            key = replied.id
+            key = message_key(replied.id)
         elif isinstance(channel, discord.Thread):
-            key = channel.id
+            key = thread_key(channel.id)
         else:
             return None
-        found = self.conversations.get(key)
+        found = self.conversations.get(key) or await self.service.conversation(key)
         if found is not None:
+            self.conversations.remember([key], found)
             return found
         if replied is not None:
             questions = await _questions_before_answer(replied, self.user)
@@ -485,9 +535,16 @@ class QABot(commands.Bot):
             questions = await _thread_questions(channel, message)
         if not questions:
             return None
+        log.info(
+            "conversation %s is not in the store: asking its %d earlier questions again",
+            key,
+            len(questions),
+        )
         resumed = await self.service.resume(questions, self.collection_for(guild_id))
-        self.conversations.remember([key], resumed)
-        return resumed
+        turns = conversation_log.stored(resumed, conversation_log.now())
+        self.conversations.remember([key], turns)
+        await self.service.keep_conversation([key], turns)
+        return turns
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -626,9 +683,11 @@ class AskCog(commands.Cog):
         if view is not None:
             kwargs["view"] = view
         sent = await interaction.followup.send(text, wait=True, **kwargs)
-        # A Discord reply to this answer follows up on it (while the bot runs: the question
-        # of a slash command is not in the channel to be read back after a restart).
-        self.bot.conversations.remember([sent.id], Conversation().then(answer))
+        # A Discord reply to this answer follows up on it, after a restart too: the store
+        # keeps it (the question of a slash command is not in the channel to be read back).
+        keys, turns = [message_key(sent.id)], conversation_log.then(None, answer)
+        self.bot.conversations.remember(keys, turns)
+        await self.bot.service.keep_conversation(keys, turns)
 
 
 class LibraryCog(commands.Cog):

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     cooldown_seconds: float = Field(60.0, alias="QABOT_COOLDOWN_SECONDS", gt=0)
     answers: int = Field(3, alias="QABOT_ANSWERS", ge=1, le=10)
     feed_sync_minutes: float = Field(30.0, alias="QABOT_FEED_SYNC_MINUTES", ge=0)
+    # Conversations nobody added to for this many days are forgotten (0: kept for ever).
+    conversation_days: float = Field(30.0, alias="QABOT_CONVERSATION_DAYS", ge=0)
     # The confidence below which nothing is quoted: lenient, balanced, strict, or a number.
     abstain: float = Field(ABSTAIN_LEVELS["balanced"], alias="QABOT_ABSTAIN", ge=0, le=2)
     # PostgreSQL as the store of truth (store/postgres.py), a libpq URI

@@ -1,15 +1,19 @@
 """Conversations on Discord, through simcord and the real discord.py, on a store holding the
 pasted DEBKA article (../shared/data/articles) and the project's samples: the follow-ups of
 issue 20 answered in the thread a mention opened, after a restart too, and a Discord reply to
-one of the bot's answers followed on from that answer, in a channel too."""
+one of the bot's answers followed on from that answer, in a channel too; after a restart
+from the conversation the store kept, and from Discord's history for one it did not."""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from bot.conversation_log import thread_key
 from bot.discord_app import QABot
 from bot.discord_format import ABSTAIN_REPLY
 from store.db import Store
@@ -145,3 +149,105 @@ async def test_a_reply_to_an_ask_answer_follows_up_on_it(world: World) -> None:
     assert follow is not None and follow.author.id == me.id
     assert VISIT in follow.content  # asked alone, it finds nothing (the test above)
     assert not world.channel.threads  # answered where it was asked, in reply
+
+
+READ_BACK = "earlier questions again"  # what the log says when Discord's history is asked again
+
+
+async def test_a_restarted_bot_follows_the_thread_from_the_store_without_asking_again(
+    world: World,
+    make_bot,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    opened = await world.member.send(world.channel, f"<@{me.id}> {WHO}")
+    [thread] = world.channel.threads
+    asked = await world.member.send(thread, RUSSIA)
+    assert DELIVERY in _bot_said(thread, me.id)
+    # A new bot process on the same data folder: nothing in memory...
+    await world.env.restart_bot(make_bot())
+    # ...and nothing in Discord to read back: the member deleted both earlier questions.
+    await world.member.delete(asked)
+    await world.member.delete(opened)
+    with caplog.at_level(logging.INFO):
+        await world.member.send(thread, CAIRO)
+    said = _bot_said(thread, me.id)
+    assert VISIT in said and "El-Sisi" in said  # asked alone, it finds nothing (above)
+    assert READ_BACK not in caplog.text
+
+
+async def test_a_thread_the_store_did_not_keep_is_read_back_from_discord_once(
+    world: World,
+    make_bot,
+    data_dir: Path,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    await world.member.send(world.channel, f"<@{me.id}> {WHO}")
+    [thread] = world.channel.threads
+    await world.member.send(thread, RUSSIA)
+    # As a store from before conversations were kept: it has none.
+    db = sqlite3.connect(data_dir / "qabot.sqlite3")
+    with db:
+        db.execute("DELETE FROM conversation_turns")
+    await world.env.restart_bot(make_bot())
+    with caplog.at_level(logging.INFO):
+        await world.member.send(thread, CAIRO)
+    said = _bot_said(thread, me.id)
+    assert VISIT in said and "El-Sisi" in said
+    assert "asking its 2 earlier questions again" in caplog.text
+    # From then on the store has it: the thread's three turns, in order.
+    kept = db.execute(
+        "SELECT question FROM conversation_turns WHERE conversation = ? ORDER BY n",
+        (thread_key(thread.id),),
+    ).fetchall()
+    db.close()
+    assert [q for (q,) in kept] == [WHO, RUSSIA, CAIRO]
+
+
+@pytest.mark.simcord(settle_timeout=60)  # two writes each wait out SQLite's 5 s for the lock
+async def test_a_store_that_refuses_writes_does_not_stop_the_answers(
+    world: World, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    await world.member.send(world.channel, f"<@{me.id}> {WHO}")
+    [thread] = world.channel.threads
+    # Another process holds the store's write lock past SQLite's 5 s wait.
+    holder = sqlite3.connect(data_dir / "qabot.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        await world.member.send(thread, RUSSIA)
+        said = thread.last_message
+        assert said is not None and said.author.id == me.id
+        assert DELIVERY in said.content  # answered, in the light of the thread
+        assert "could not keep conversation" in caplog.text and "locked" in caplog.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # The conversation lived on in memory: the next follow-up still leans on both turns.
+    await world.member.send(thread, CAIRO)
+    assert VISIT in _bot_said(thread, me.id)
+
+
+async def test_a_starting_bot_forgets_conversations_untouched_for_the_set_days(
+    world: World,
+    make_bot,
+    data_dir: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    await world.member.send(world.channel, f"<@{me.id}> {WHO}")
+    [thread] = world.channel.threads
+    db = sqlite3.connect(data_dir / "qabot.sqlite3")
+    with db:  # a thread last answered long ago
+        db.execute(
+            "INSERT INTO conversation_turns VALUES ('discord:thread:7', 0, 'Old?', '', 1, '[]',"
+            " '2020-01-01T00:00:00+00:00')"
+        )
+    await world.env.restart_bot(make_bot(QABOT_CONVERSATION_DAYS=30))
+    kept = {k for (k,) in db.execute("SELECT DISTINCT conversation FROM conversation_turns")}
+    db.close()
+    assert "discord:thread:7" not in kept and thread_key(thread.id) in kept
