@@ -3,12 +3,15 @@ before it (retriever/conversation.py).
 
 Answers print as `qabot ask` prints them. A running `qabot serve` answers when there is one
 (the conversation so far goes with each question); otherwise the model is loaded here once.
+`--resume NAME` keeps the conversation in the store as "chat:NAME" (bot/conversation_log.py)
+and picks it up there next time.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from bot.settings import Settings
 
 HISTORY_FILE = "chat_history"  # readline's line history, in the data folder
 HELP = "Ask a question; /new starts a new conversation, /quit or Ctrl-D leaves."
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
 
 
 class _Asker:
@@ -71,8 +75,11 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """Talk with qabot: ask, then ask follow-ups ("what did he say next?").
 
     Each question is read in the light of the conversation so far; answers are quoted
-    sentences with their sources. /new starts over, /quit or Ctrl-D leaves.
+    sentences with their sources. /new starts over, /quit or Ctrl-D leaves. With --resume
+    NAME the conversation is kept in the store and goes on where it stopped next time.
     """
+    from bot import conversation_log
+    from bot.app import App
     from bot.terminal import render_answer
     from retriever.conversation import Conversation
     from retriever.errors import RetrieverError
@@ -82,14 +89,32 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         raise BotError(
             f"no articles stored in {settings.data_dir}; add some with `qabot ingest FILES`"
         )
+    name = args.resume
+    if name is not None and not _NAME.fullmatch(name):
+        raise BotError(
+            f"--resume {name!r} is not a conversation name; use up to 100 letters, digits, "
+            "'.', '_', '@' or '-'"
+        )
     interactive = sys.stdin.isatty()
     history_path = settings.data_dir / HISTORY_FILE
     readline = _line_editing(history_path) if interactive else None
     asker = _Asker(settings, args.k or settings.answers, args.mode)
     conversation = Conversation()
+    kept: conversation_log.Turns = ()
+    keeper = App(settings) if name is not None else None  # opens the store only
+    key = conversation_log.chat_key(name or "")
     if interactive:
         print(HELP)
     try:
+        if keeper is not None:
+            kept = conversation_log.load(keeper.store, key) or ()
+            conversation = conversation_log.as_conversation(kept) or Conversation()
+            if kept:
+                print(
+                    f"(resuming {name}: {len(kept)} earlier turns, the last {kept[-1].question!r})"
+                )
+            else:
+                print(f"(a new conversation, kept as {name})")
         while True:
             try:
                 line = input("you> " if interactive else "")
@@ -103,7 +128,9 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             if question in ("/quit", "/exit"):
                 break
             if question in ("/new", "/reset"):
-                conversation = Conversation()
+                conversation, kept = Conversation(), ()
+                if keeper is not None:
+                    conversation_log.save(keeper.store, [key], kept)
                 print("(a new conversation)")
                 continue
             if question.startswith("/"):
@@ -115,6 +142,9 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"Error: {exc}")
                 continue
             conversation = conversation.then(answer)
+            if keeper is not None:
+                kept = conversation_log.then(kept, answer)
+                conversation_log.save(keeper.store, [key], kept)
             if answer.understood:
                 print(f"(read as: {answer.understood})")
             print(render_answer(answer))
@@ -124,6 +154,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         print()
     finally:
         asker.close()
+        if keeper is not None:
+            keeper.close()
         if readline is not None:
             with contextlib.suppress(OSError):
                 readline.write_history_file(history_path)
@@ -141,6 +173,12 @@ COMMANDS = [
                 choices=["hybrid", "dense", "bm25"],
                 default="hybrid",
                 help="retrieval mode (default hybrid)",
+            ),
+            arg(
+                "--resume",
+                metavar="NAME",
+                default=None,
+                help="keep this conversation in the store as NAME, and go on with it if kept",
             ),
         ],
     )
