@@ -251,3 +251,48 @@ async def test_a_starting_bot_forgets_conversations_untouched_for_the_set_days(
     kept = {k for (k,) in db.execute("SELECT DISTINCT conversation FROM conversation_turns")}
     db.close()
     assert "discord:thread:7" not in kept and thread_key(thread.id) in kept
+
+
+async def test_a_bot_process_on_the_same_postgresql_follows_another_ones_thread(
+    world: World,
+    postgres_url: str,
+    tmp_path: Path,
+    real_embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    """Two bot processes on one database (QABOT_DATABASE_URL), each with its own data
+    folder, as on two machines: the second follows on the thread the first answered."""
+    from bot.discord_app import create_bot
+    from retriever.retriever import Retriever
+    from store.postgres import PostgresStore
+    from tests.bot.conftest import bot_settings
+
+    model = {"model": real_embedder.name, "dim": real_embedder.dim}
+    store = PostgresStore(postgres_url, **model)
+    items = [item for f in find_files(PROJECT_SAMPLES) for item in load_file(f)]
+    items += load_file(need_shared(SAMPLE_ARTICLE))
+    Ingestor(store, real_embedder).ingest(items, collection=COLLECTION)  # type: ignore[arg-type]
+    store.close()
+    bots = []
+    for machine in ("one", "two"):
+        retriever = Retriever(
+            PostgresStore(postgres_url, **model), real_embedder, tmp_path / machine
+        )
+        bots.append(create_bot(retriever, bot_settings(tmp_path / machine)))
+    try:
+        await world.env.restart_bot(bots[0])
+        me = world.env.bot.user
+        assert me is not None
+        opened = await world.member.send(world.channel, f"<@{me.id}> {WHO}")
+        [thread] = world.channel.threads
+        asked = await world.member.send(thread, RUSSIA)
+        assert DELIVERY in _bot_said(thread, me.id)
+        await world.env.restart_bot(bots[1])
+        await world.member.delete(asked)
+        await world.member.delete(opened)
+        await world.member.send(thread, CAIRO)
+        said = _bot_said(thread, me.id)
+        assert VISIT in said and "El-Sisi" in said
+    finally:
+        for bot in bots:
+            bot.service.close()
+            bot.service.retriever.store.close()
