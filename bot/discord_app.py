@@ -490,8 +490,9 @@ class QABot(commands.Bot):
         async with route.channel.typing():
             guild_id = message.guild.id if message.guild else None
             history: Turns | None = None
+            read_back: str | None = None
             try:
-                history = await self._history(message, replied, guild_id)
+                history, read_back = await self._history(message, replied, guild_id)
                 text, view, answer = await self.answer(
                     question,
                     guild_id,
@@ -509,32 +510,36 @@ class QABot(commands.Bot):
             turns = conversation_log.then(history, answer)
             self.conversations.remember(keys, turns)
             await self.service.keep_conversation(keys, turns)
+            if read_back is not None and read_back not in keys and history:
+                # Read back from Discord for an earlier answer: kept now, not asked again.
+                await self.service.keep_conversation([read_back], history)
 
     async def _history(
         self, message: discord.Message, replied: discord.Message | None, guild_id: int | None
-    ) -> Turns | None:
+    ) -> tuple[Turns | None, str | None]:
         """The turns `message` follows: those up to the answer it replies to, or the
         thread's (a thread of ours); None for a question that opens a conversation. Held in
         memory, kept in the store; one the store lacks (from before it kept them) is read
-        back from Discord and its questions asked again."""
+        back from Discord and its questions asked again, and its key comes second (for the
+        caller to keep it, once answered: no write holds up the answer)."""
         channel = message.channel
         if replied is not None:
             key = message_key(replied.id)
         elif isinstance(channel, discord.Thread):
             key = thread_key(channel.id)
         else:
-            return None
+            return None, None
         found = self.conversations.get(key) or await self.service.conversation(key)
         if found is not None:
             self.conversations.remember([key], found)
-            return found
+            return found, None
         if replied is not None:
             questions = await _questions_before_answer(replied, self.user)
         else:
             assert isinstance(channel, discord.Thread)
             questions = await _thread_questions(channel, message)
         if not questions:
-            return None
+            return None, None
         log.info(
             "conversation %s is not in the store: asking its %d earlier questions again",
             key,
@@ -543,8 +548,7 @@ class QABot(commands.Bot):
         resumed = await self.service.resume(questions, self.collection_for(guild_id))
         turns = conversation_log.stored(resumed, conversation_log.now())
         self.conversations.remember([key], turns)
-        await self.service.keep_conversation([key], turns)
-        return turns
+        return turns, key
 
     # -- errors ---------------------------------------------------------------------------
 

@@ -296,3 +296,34 @@ async def test_a_bot_process_on_the_same_postgresql_follows_another_ones_thread(
         for bot in bots:
             bot.service.close()
             bot.service.retriever.store.close()
+
+
+@pytest.mark.bot_settings(QABOT_COOLDOWN_QUESTIONS=20)
+async def test_a_reply_chain_the_store_did_not_keep_is_read_back_once_then_kept(
+    world: World,
+    make_bot,
+    data_dir: Path,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    me = world.env.bot.user
+    assert me is not None
+    channel = channel_without(world, "create_public_threads")
+    await world.member.send(channel, f"<@{me.id}> {WHO}")
+    await world.member.send(channel, RUSSIA, reply_to=channel.last_message)
+    second = channel.last_message
+    assert second is not None and DELIVERY in second.content
+    db = sqlite3.connect(data_dir / "qabot.sqlite3")
+    with db:  # as a store from before conversations were kept
+        db.execute("DELETE FROM conversation_turns")
+    await world.env.restart_bot(make_bot(QABOT_COOLDOWN_QUESTIONS=20))
+    with caplog.at_level(logging.INFO):
+        await world.admin.send(channel, CAIRO, reply_to=second)
+    assert channel.last_message is not None and VISIT in channel.last_message.content
+    assert "asking its 2 earlier questions again" in caplog.text
+    # The chain up to that answer is kept now: the next reply to it reads the store.
+    kept = db.execute(
+        "SELECT question FROM conversation_turns WHERE conversation = ? ORDER BY n",
+        (f"discord:message:{second.id}",),
+    ).fetchall()
+    db.close()
+    assert [q for (q,) in kept] == [WHO, RUSSIA]
