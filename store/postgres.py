@@ -286,6 +286,20 @@ class PostgresStore(_Reads):
             self._staged = False
         return self._db
 
+    def _live_connection(self) -> psycopg.Connection[Any]:
+        """The connection, asked first whether the server still holds it: one left idle
+        through a server restart learns it is gone only when next used, and the write
+        transaction about to begin must not be what finds out (one round trip a write)."""
+        psycopg = _psycopg()
+        db = self._connection()
+        try:
+            db.execute("SELECT 1")
+        except psycopg.OperationalError as exc:
+            if not db.broken:
+                raise _unavailable(self.url, exc) from exc
+            db = self._connection()
+        return db
+
     def _rows(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> list[Any]:
         psycopg = _psycopg()
         with self._lock:
@@ -308,7 +322,7 @@ class PostgresStore(_Reads):
         so the generation moves with it."""
         psycopg = _psycopg()
         with self._lock:
-            db = self._connection()
+            db = self._live_connection()
             try:
                 with db.transaction():
                     db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))

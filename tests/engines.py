@@ -145,6 +145,15 @@ class PostgresServer:
             ["-w", *args], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60
         )
 
+    def go_down(self) -> None:
+        """Stop the server (as an operator's restart begins), keeping its data and address."""
+        self.pg_ctl("-m", "fast", "stop")
+
+    def come_back(self) -> None:
+        """Start the server `go_down` stopped, on the same socket: the same URLs reach it."""
+        socket_dir = self._server.get_postmaster_info().socket_dir
+        self.pg_ctl("-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self._server.log), "start")
+
     def stop(self) -> None:
         """Stop at once (its data is deleted next) and delete its folder."""
         self.pg_ctl("-m", "immediate", "stop")

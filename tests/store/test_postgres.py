@@ -132,6 +132,18 @@ def test_a_store_goes_on_after_the_server_restarts(
     store.close()
 
 
+def test_a_write_is_the_first_use_of_a_connection_the_restart_dropped(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """What a bot's writer meets: its connection sat idle through the restart, and the
+    first thing asked of it since is a write (an /ingest, a vote)."""
+    store = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
+    postgres_server.pg_ctl("-m", "fast", "restart")
+    store.set_meta("restarted", "yes")  # a write transaction, before any read
+    assert store.meta("restarted") == "yes"
+    store.close()
+
+
 def test_a_second_process_with_another_model_is_refused(postgres_url: str) -> None:
     PostgresStore(postgres_url, **MODEL).close()  # type: ignore[arg-type]
     from store.errors import ModelMismatchError
