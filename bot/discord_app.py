@@ -365,7 +365,13 @@ class QABot(commands.Bot):
             text = format_answer(answer)
         if answer.abstained:
             return text, None, answer
-        answer_id = await self.service.record_answer(answer, guild_id)
+        try:
+            answer_id = await self.service.record_answer(answer, guild_id)
+        except BackendUnavailableError as exc:
+            # The retriever answers from the indexes it holds while the database is away;
+            # only the record a vote needs cannot be written: answered without the buttons.
+            log.warning("answered without vote buttons: %s", exc)
+            return text, None, answer
         return text, vote_view(answer_id), answer
 
     def cooldown_message(self, retry: float) -> str:

@@ -6,7 +6,8 @@ and runs it against a simulated Discord held in this process (simcord: its Disco
 the bot's event loop, so each bot process has one of its own). Both processes' Discords hold
 the same two servers, one on each shard; each bot receives only its own shard's server. The
 test drives it with one JSON request a line on stdin and reads one JSON reply a line on
-stdout: {"ready": ...} first, then {"reply": text} or {"error": text} for each request.
+stdout: {"ready": ...} first, then {"reply": text, "buttons": n} or {"error": text} for each
+request.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def _say(**reply: Any) -> None:
     sys.stdout.flush()
 
 
+def _buttons(message: Any) -> int:
+    """How many buttons a message the bot sent carries (the votes under an answer)."""
+    rows = message.components  # simcord's payloads for a reply, discord.py's for a message
+    return sum(
+        len(row["components"]) if isinstance(row, dict) else len(row.children) for row in rows
+    )
+
+
 async def _serve(env: simcord.Env, bot: discord.Client) -> None:
     places: dict[int, tuple[Any, Any, Any]] = {}
     for shard, guild_id in GUILDS.items():
@@ -57,8 +66,8 @@ async def _serve(env: simcord.Env, bot: discord.Client) -> None:
             elif request["do"] == "mention":
                 assert bot.user is not None
                 await member.send(channel, f"<@{bot.user.id}> {request['question']}")
-                thread = channel.threads[-1]
-                _say(reply=thread.last_message.content)
+                said = channel.threads[-1].last_message
+                _say(reply=said.content, buttons=_buttons(said))
                 continue
             else:
                 raise ValueError(f"unknown request {request['do']!r}")
@@ -66,7 +75,7 @@ async def _serve(env: simcord.Env, bot: discord.Client) -> None:
             _say(error=f"{type(exc).__name__}: {exc}")
             continue
         said = result.followups[-1] if result.followups else result.response
-        _say(reply=said.content)
+        _say(reply=said.content, buttons=_buttons(said))
 
 
 async def main() -> None:

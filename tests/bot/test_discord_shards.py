@@ -85,8 +85,10 @@ class ShardProcess:
         self.proc.stdin.flush()
 
     def reply(self, timeout: float = 300) -> str:
+        """The text of the bot's reply to the last request (`buttons`: how many it bears)."""
         said = self._read(timeout)
         assert "reply" in said, f"shard {self.shard}: {said}"
+        self.buttons = int(said["buttons"])
         return str(said["reply"])
 
     def do(self, do: str, **request: Any) -> str:
@@ -159,18 +161,27 @@ def test_two_shard_processes_on_one_database(
         took = time.monotonic() - started
         assert after.startswith(f"**1.** {ACHEBE}"), after
         assert took < 5, f"shard 1 answered after {took:.1f} s"
+        assert b.buttons == 2  # 👍 / 👎, on the answer recorded in the database
+        assert a.do("ask", question=QUESTION).startswith(f"**1.** {ACHEBE}")
 
-        # The database restarts under both: while it is down each says so in Discord...
+        # The database restarts under both. While it is down, what needs it says so in
+        # Discord; questions are answered from the indexes each process holds, without
+        # vote buttons (there is no record of the answer to vote on)...
         postgres_server.go_down()
         try:
-            down = [b.do("ingest", file=str(bridge)), a.do("mention", question=QUESTION)]
+            ingest_down = b.do("ingest", file=str(bridge))
+            asked_down = [(a.do("mention", question=QUESTION), a.buttons)]
+            asked_down.append((b.do("ask", question=QUESTION), b.buttons))
         finally:
             postgres_server.come_back()
-        assert down == [BACKEND_DOWN_REPLY, BACKEND_DOWN_REPLY], down
-        # ... and once it is back, both answer again.
+        assert ingest_down == BACKEND_DOWN_REPLY
+        for text, buttons in asked_down:
+            assert text.startswith(f"**1.** {ACHEBE}") and buttons == 0, (text, buttons)
+        # ... and once it is back, both answer again, votes and all.
         for shard in (a, b):
             again = shard.do("ask", question=QUESTION)
             assert again.startswith(f"**1.** {ACHEBE}"), (shard.shard, again)
+            assert shard.buttons == 2
 
         # Shard 0 is killed in the middle of an ingest: the shared store holds whole
         # articles only, and shard 1 carries on writing and answering.
