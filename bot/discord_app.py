@@ -312,11 +312,16 @@ class QABot(commands.Bot):
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
         intents.message_content = True  # to read questions in mentions and threads
+        shards = settings.discord_shards
+        options: dict[str, Any] = {}
+        if shards is not None:  # a ShardedQABot: these shards of the bot, in this process
+            options = {"shard_ids": shards[0], "shard_count": shards[1]}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             allowed_mentions=NO_PINGS,
             help_command=None,
+            **options,
         )
         self.service = service
         self.settings = settings
@@ -341,7 +346,9 @@ class QABot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d commands globally (may take up to an hour to show)", len(synced))
-        if self.settings.feed_sync_minutes > 0:
+        shards = self.settings.discord_shards
+        # Feeds are the store's, not a server's: one process of a sharded bot syncs them.
+        if self.settings.feed_sync_minutes > 0 and (shards is None or 0 in shards[0]):
             self._feed_loop = tasks.loop(minutes=self.settings.feed_sync_minutes)(self._sync_feeds)
             self._feed_loop.start()
         if self.settings.conversation_days > 0:
@@ -399,6 +406,8 @@ class QABot(commands.Bot):
         try:
             answer_id = await self.service.record_answer(answer, guild_id)
         except Exception as exc:  # a store that is read-only or away: the answer still goes
+            # (the retriever answers from the indexes it holds while the database is away;
+            # only the record a vote needs cannot be written)
             log.warning("answer shown without vote buttons: the store did not keep it (%s)", exc)
             return text, None, answer
         return text, vote_view(answer_id), answer
@@ -820,13 +829,22 @@ def _fetch_url(url: str) -> list[RawArticle | SkipSource]:
         return [SkipSource(url, str(exc))]
 
 
+class ShardedQABot(QABot, commands.AutoShardedBot):
+    """qabot as some of the shards of a bot run as several processes (QABOT_DISCORD_SHARD):
+    discord.py's AutoShardedBot on the shard ids named, each server's events reaching only
+    the shard that owns it ((guild id >> 22) % shard count). The processes share the store
+    (QABOT_DATABASE_URL), so an article one ingests is answered by all."""
+
+
 def create_bot(retriever: Retriever, settings: Settings) -> QABot:
-    """A qabot Discord bot answering from `retriever`'s store, configured by `settings`.
+    """A qabot Discord bot answering from `retriever`'s store, configured by `settings`
+    (a `ShardedQABot` when QABOT_DISCORD_SHARD names shards).
 
     The bot is not started; `await bot.start(token)` (or `run_bot`) connects it. Tests drive
     it offline with simcord; another program can run it on its own store the same way.
     """
-    return QABot(Service(retriever, answers=settings.answers), settings)
+    kind = QABot if settings.discord_shards is None else ShardedQABot
+    return kind(Service(retriever, answers=settings.answers), settings)
 
 
 def run_bot(settings: Settings, token: str) -> None:
@@ -839,7 +857,11 @@ def run_bot(settings: Settings, token: str) -> None:
     retriever.keep_resident()
     retriever.embedder.encode_query(["warm up"])  # load the model now, not on the first question
     bot = create_bot(retriever, settings)
-    log.info("starting the Discord bot (data in %s)", settings.data_dir)
+    log.info(
+        "starting the Discord bot (data in %s, shards %s)",
+        settings.data_dir,
+        settings.discord_shard or "all",
+    )
     try:
         bot.run(token, log_handler=None)
     except discord.LoginFailure as exc:
@@ -861,4 +883,13 @@ def run_bot(settings: Settings, token: str) -> None:
         app.close()
 
 
-__all__ = ["ABSTAIN_REPLY", "AskCog", "LibraryCog", "QABot", "Service", "create_bot", "run_bot"]
+__all__ = [
+    "ABSTAIN_REPLY",
+    "AskCog",
+    "LibraryCog",
+    "QABot",
+    "Service",
+    "ShardedQABot",
+    "create_bot",
+    "run_bot",
+]

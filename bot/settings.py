@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Annotated
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     )
     # guild id -> collection name, for servers that share a collection; others use their own.
     discord_collections: dict[str, str] = Field(default_factory=dict, alias="DISCORD_COLLECTIONS")
+    # The discord.py shards this process runs, "IDS/COUNT" (0/2: shard 0 of 2; 0,1/4), for a
+    # bot run as several processes on one database; None: one process, unsharded.
+    discord_shard: str | None = Field(None, alias="QABOT_DISCORD_SHARD")
     cooldown_questions: int = Field(5, alias="QABOT_COOLDOWN_QUESTIONS", ge=1)
     cooldown_seconds: float = Field(60.0, alias="QABOT_COOLDOWN_SECONDS", gt=0)
     answers: int = Field(3, alias="QABOT_ANSWERS", ge=1, le=10)
@@ -98,6 +102,34 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @field_validator("discord_shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.replace(" ", "")
+        found = re.fullmatch(r"(\d+(?:,\d+)*)/(\d+)", value)
+        if found is None:
+            raise ValueError(
+                f"{value!r} is not IDS/COUNT; write 0/2 for shard 0 of 2, or 0,1/4 for "
+                "shards 0 and 1 of 4"
+            )
+        ids, count = [int(i) for i in found[1].split(",")], int(found[2])
+        wrong = [i for i in ids if i >= count]
+        if count < 1 or wrong or len(set(ids)) != len(ids):
+            raise ValueError(
+                f"{value!r}: each shard id must be below the count, {count}, and named once"
+            )
+        return value
+
+    @property
+    def discord_shards(self) -> tuple[list[int], int] | None:
+        """The shard ids this process runs and the shard count, from QABOT_DISCORD_SHARD."""
+        if self.discord_shard is None:
+            return None
+        ids, count = self.discord_shard.split("/")
+        return [int(i) for i in ids.split(",")], int(count)
 
     @field_validator("database_url")
     @classmethod

@@ -72,10 +72,30 @@ class CopyReport:
     source: Path
     target: str  # the database's URL, masked
     rows: dict[str, int] = field(default_factory=dict)
+    # Rows of each table with a NUL character in a text (see `_without_nul`).
+    nul_rows: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         counts = ", ".join(f"{n:,} {table.replace('_', ' ')}" for table, n in self.rows.items())
-        return f"copied {counts} from {self.source} into {self.target}"
+        said = f"copied {counts} from {self.source} into {self.target}"
+        if self.nul_rows:
+            where = ", ".join(f"{n:,} {t.replace('_', ' ')}" for t, n in self.nul_rows.items())
+            said += (
+                f"; {where} held NUL characters, which PostgreSQL text cannot: each was copied "
+                "as U+FFFD (�), so quoted sentences still match their articles"
+            )
+        return said
+
+
+def _without_nul(row: tuple[object, ...]) -> tuple[object, ...] | None:
+    """`row` with each NUL in its texts replaced by U+FFFD, or None if it has none.
+
+    Ingest has removed NUL since it began refusing control characters (store/models.py's
+    `safe_text`, where every source enters, before cleaning), but a store written before
+    may hold it. One character for one keeps every sentence's offsets into its article."""
+    if not any(isinstance(v, str) and "\x00" in v for v in row):
+        return None
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)
 
 
 def recorded_model(path: Path) -> tuple[str, int]:
@@ -125,6 +145,10 @@ def copy_to_postgres(
                 n = 0
                 with db.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                     for row in rows:
+                        repaired = _without_nul(row)
+                        if repaired is not None:
+                            row = repaired
+                            report.nul_rows[table] = report.nul_rows.get(table, 0) + 1
                         copy.write_row(row)
                         n += 1
                         if progress and n % 10_000 == 0:

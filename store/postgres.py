@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,6 +53,13 @@ log = logging.getLogger(__name__)
 # database, so stores in other databases of the same server do not share it): "qabot".
 WRITE_LOCK = 0x7161626F74
 _CONNECT_SECONDS = 10
+# After a connect that failed by timing out (a host that drops packets, a server that is
+# stuck), the next is not tried for this long, doubling with each such failure up to the
+# second figure: the connect timeout costs one question, not every question (the retriever
+# answers from the indexes it holds meanwhile). A refused connect costs nothing and is
+# tried again each time, so a server that is back is used at once.
+RETRY_SECONDS = (1.0, 15.0)
+_SLOW_CONNECT = 1.0  # a failed connect that took this long was not refused: it timed out
 
 # Identifiers sort as bytes (COLLATE "C"), as SQLite sorts them, whatever the database's
 # locale: the indexes read articles and units "in article id order" from several queries.
@@ -141,12 +149,14 @@ def _psycopg() -> Any:
     return psycopg
 
 
-def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+def connect(
+    url: str, *, autocommit: bool = True, timeout: int = _CONNECT_SECONDS
+) -> psycopg.Connection[Any]:
     """A connection to the database `url` names, or StoreUnavailableError naming it (its
-    password masked) and why, in one line."""
+    password masked) and why, in one line. `timeout`: seconds (libpq's least is 2)."""
     psycopg = _psycopg()
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=_CONNECT_SECONDS)  # type: ignore[no-any-return]
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=timeout)  # type: ignore[no-any-return]
     except psycopg.Error as exc:
         raise _unavailable(url, exc) from exc
 
@@ -260,12 +270,25 @@ class PostgresStore(_Reads):
 
     backend = "postgresql"
 
-    def __init__(self, url: str, *, model: str, dim: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str,
+        dim: int,
+        retry: tuple[float, float] = RETRY_SECONDS,
+        connect_seconds: int = _CONNECT_SECONDS,
+    ) -> None:
         self.url = url
         self.where = mask_url(url)
         self._lock = threading.RLock()
         self._staged = False
-        self._db = connect(url)
+        self._retry = retry
+        self._connect_seconds = connect_seconds
+        self._wait = 0.0  # seconds until the next connect may be tried, after failures
+        self._next_try = 0.0  # time.monotonic() of it
+        self._failed: StoreUnavailableError | None = None
+        self._db = connect(url, timeout=connect_seconds)
         try:
             with self._tx(bump=False) as db:
                 new = db.execute("SELECT to_regclass('meta') IS NULL").fetchall()[0][0]
@@ -289,10 +312,37 @@ class PostgresStore(_Reads):
         """The connection, made again if the server dropped it (a restart): what was
         staged on the old one is gone with it, as a connection's temporary tables are."""
         if self._db.closed or self._db.broken:
+            left = self._next_try - time.monotonic()
+            if self._failed is not None and left > 0:  # timed out lately: fail fast
+                raise StoreUnavailableError(f"{self._failed}; next try in {left:.1f} s")
             log.warning("reconnecting to the PostgreSQL database at %s", self.where)
-            self._db = connect(self.url)
+            started = time.monotonic()
+            try:
+                self._db = connect(self.url, timeout=self._connect_seconds)
+            except StoreUnavailableError as exc:
+                if time.monotonic() - started >= _SLOW_CONNECT:
+                    first, most = self._retry
+                    self._wait = min(most, 2 * self._wait) if self._wait else first
+                    self._next_try = time.monotonic() + self._wait
+                    self._failed = exc
+                raise
+            self._wait, self._failed = 0.0, None
             self._staged = False
         return self._db
+
+    def _live_connection(self) -> psycopg.Connection[Any]:
+        """The connection, asked first whether the server still holds it: one left idle
+        through a server restart learns it is gone only when next used, and the write
+        transaction about to begin must not be what finds out (one round trip a write)."""
+        psycopg = _psycopg()
+        db = self._connection()
+        try:
+            db.execute("SELECT 1")
+        except psycopg.OperationalError as exc:
+            if not db.broken:
+                raise _unavailable(self.url, exc) from exc
+            db = self._connection()
+        return db
 
     def _rows(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> list[Any]:
         psycopg = _psycopg()
@@ -316,7 +366,7 @@ class PostgresStore(_Reads):
         so the generation moves with it."""
         psycopg = _psycopg()
         with self._lock:
-            db = self._connection()
+            db = self._live_connection()
             try:
                 with db.transaction():
                     db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))

