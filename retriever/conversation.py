@@ -197,6 +197,10 @@ class Folding:
     # Taken from the ranking score of a sentence the conversation has already quoted: a
     # follow-up asks for something new.
     seen_penalty: float = 10.0
+    # Whether only each earlier answer's first quote counts as seen (a sentence quoted
+    # below it may well be what the next question asks about: "Whom did he meet in Cairo?"
+    # after a second quote that mentions the visit).
+    seen_first: bool = True
     # How the name a follow-up points at is carried in: put in the pronoun's place
     # ("substitute"), added at the end ("append"), or not at all ("none": the prior only).
     carry: str = "substitute"
@@ -211,6 +215,12 @@ class Folding:
     # Whether the question read as asked (the other reading of an unsure one) still leans
     # on the conversation's articles (the prior and the seen sentences).
     unsure_prior: bool = True
+    # How many of the most salient names "it", "its" or "they" is tried as ("Who did
+    # Denver beat in the AFC championship?" then "What does it stand for?"): each is
+    # ranked, and the reading the articles answer most confidently is kept. A name is
+    # tried only when its salience is at least `name_ratio` of the most salient one's.
+    names: int = 2
+    name_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,9 @@ class Reading:
     # False when the question may stand alone after all: `Retriever` then ranks it read
     # both ways and keeps the folded reading only when it is the more confident.
     sure: bool = True
+    # Other folded readings, with the next most salient names: ranked too, and the most
+    # confident of the folded readings is the one kept.
+    others: tuple[str, ...] = ()
 
     @property
     def folded(self) -> bool:
@@ -282,24 +295,40 @@ def entities(text: str) -> list[str]:
 
 
 _WHO = re.compile(r"^(?:who|whom|whose)\b", re.I)
+# "Who is Khalifa Hafter?" asks what the named one is: its answer names other things (his
+# army, his town), not the person a later "he" means.
+_WHO_IS = re.compile(r"^who\s+(?:is|was|are|were)\s+(?:the\s+)?(?P<name>[^?]+?)\s*\??$", re.I)
 _PERSONAL = re.compile(r"\b(?:he|she|him|his|her|hers|himself|herself)\b", re.I)
 
 
 def _salience(turns: Sequence[Turn], folding: Folding, person: bool = False) -> dict[str, float]:
     """Each name of the recent turns, weighed by how often and how recently it came up:
-    in a question (as understood) twice as much as in an answer's title, four times as
-    much as in an answer's sentence. For "he" or "she", a name that answered a "who"
-    question (in its answer, not in the question) is the likeliest person."""
+    in a question twice as much as in an answer's title, four times as much as in an
+    answer's sentence. A question that pointed back counts the name it pointed at (what the
+    turns before it were about), not the names its reading carried in ("his army" read as
+    "the Libyan National Army" is still about Hafter). For "he" or "she", a name that
+    answered a "who" question (in its answer, not in the question) is the likeliest person."""
     weights: dict[str, float] = {}
     spelled: dict[str, str] = {}
-    for age, turn in enumerate(reversed(turns[-folding.lookback :])):
+    first = max(0, len(turns) - folding.lookback)
+    for age, at in enumerate(range(len(turns) - 1, first - 1, -1)):
+        turn = turns[at]
         fade = folding.fade**age
-        asked = entities(turn.read_as)
+        pointed_back = at > 0 and _leans(turn.question, folding.trust_it) is not None
+        if pointed_back:
+            asked = entities(turn.question)
+            pointed = _salience(turns[:at], folding, bool(_PERSONAL.search(turn.question)))
+            if pointed:
+                asked.append(max(pointed.items(), key=lambda kv: kv[1])[0])
+        else:
+            asked = entities(turn.read_as)
         mentions = [(n, 2.0) for n in asked]
         mentions += [(n, 1.0) for a in turn.answers[:1] for n in entities(a.title)]
         answered = [n for a in turn.answers[:1] for n in entities(a.text)]
         mentions += [(n, 0.5) for n in answered]
-        if person and _WHO.match(turn.read_as):
+        # ("Whom did he meet?" names whom he met: "he" is still the one it pointed at.)
+        about_him = pointed_back and bool(_PERSONAL.search(turn.question))
+        if person and _WHO.match(turn.read_as) and not _defines(turn.read_as) and not about_him:
             known = {n.casefold() for n in asked}
             mentions += [(n, folding.who_answer) for n in answered if n.casefold() not in known]
         for name, w in mentions:
@@ -307,6 +336,12 @@ def _salience(turns: Sequence[Turn], folding: Folding, person: bool = False) -> 
             spelled.setdefault(key, name)
             weights[key] = weights.get(key, 0.0) + w * fade
     return {spelled[k]: v for k, v in weights.items()}
+
+
+def _defines(question: str) -> bool:
+    """Whether a "who" question asks what a name it spells out is ("Who is X?")."""
+    m = _WHO_IS.match(question.strip())
+    return m is not None and entities(m.group("name")) == [m.group("name").strip()]
 
 
 def _leans(question: str, trust_it: bool = False) -> tuple[str, bool] | None:
@@ -383,17 +418,28 @@ def read_in_context(
     turns = conversation.turns
     first = max(0, len(turns) - folding.lookback)
     recent = turns[first:]
-    salient = _salience(recent, folding, person=bool(_PERSONAL.search(question)))
+    person = bool(_PERSONAL.search(question))
+    salient = _salience(turns, folding, person=person)
     if not salient and not any(t.answers for t in recent):
         return Reading(question)
+    others: list[str] = []
     if how == "ellipsis":
         text = f"{recent[-1].read_as} {question}"
     elif salient and folding.carry != "none":
-        name = max(salient.items(), key=lambda kv: kv[1])[0]
-        if how == "pronoun" and folding.carry == "substitute":
-            text = _substitute(question, name, list(salient))
-        else:
-            text = f"{question} {name}"
+        ranked = sorted(salient.items(), key=lambda kv: -kv[1])
+        top = ranked[0][1]
+        # "he" or "she" means a person, whom the salience already favours; the runner-up
+        # name is then mostly a place or an organisation ("Whom did Russia meet?").
+        width = 1 if person else max(1, folding.names)
+        tried = [n for n, w in ranked[:width] if w >= folding.name_ratio * top]
+        texts = []
+        for name in tried:
+            if how == "pronoun" and folding.carry == "substitute":
+                texts.append(_substitute(question, name, list(salient)))
+            else:
+                texts.append(f"{question} {name}")
+        text = texts[0]
+        others = [t for t in dict.fromkeys(texts[1:]) if t != text]
     else:
         text = question
     used = []
@@ -405,7 +451,9 @@ def read_in_context(
         used.append(number)
         for a in turn.answers:
             prior.setdefault(a.article_id, folding.fade**age)
-    seen = tuple(a.text for t in recent for a in t.answers)
+    seen = tuple(
+        a.text for t in recent for a in (t.answers[:1] if folding.seen_first else t.answers)
+    )
     return Reading(
         text=text,
         asked=question,
@@ -413,4 +461,5 @@ def read_in_context(
         prior=prior,
         seen=seen,
         sure=sure or text == question,  # one reading only: nothing to check it against
+        others=tuple(others),
     )

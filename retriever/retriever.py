@@ -275,21 +275,27 @@ class Retriever:
         gave the question as asked too), the folded one only when it is the more confident
         by `Folding.keep_margin`."""
         ranked = self._rank(snapshot, queries[0], mode, collections, reading)
-        if len(queries) == 1:
-            return ranked, reading
+        # The other folded readings (the next most salient names): the most confident wins.
+        for text, query in zip(reading.others, queries[1 : 1 + len(reading.others)], strict=True):
+            other = self._rank(snapshot, query, mode, collections, reading)
+            if other.scores.size and (
+                ranked.scores.size == 0 or _confidence(other) > _confidence(ranked)
+            ):
+                ranked, reading = other, replace(reading, text=text)
+        if len(queries) == 1 + len(reading.others):
+            return ranked, replace(reading, others=())
         # The question as asked, still leaning on the conversation's articles or not.
         plain = (
-            replace(reading, text=reading.asked)
+            replace(reading, text=reading.asked, others=())
             if self.folding.unsure_prior
             else Reading(reading.asked)
         )
-        alone = self._rank(snapshot, queries[1], mode, collections, plain)
-        assert ranked.confidence is not None and alone.confidence is not None
+        alone = self._rank(snapshot, queries[-1], mode, collections, plain)
         if alone.scores.size == 0 or (
             ranked.scores.size
-            and float(ranked.confidence[0]) >= float(alone.confidence[0]) + self.folding.keep_margin
+            and _confidence(ranked) >= _confidence(alone) + self.folding.keep_margin
         ):
-            return ranked, reading
+            return ranked, replace(reading, others=())
         return alone, plain
 
     def _lean_on(self, snapshot: Snapshot, scored: Scored, reading: Reading) -> None:
@@ -335,10 +341,18 @@ class Retriever:
 
 
 def _texts(reading: Reading) -> list[str]:
-    """What to encode: the question as read, and as asked when the reading is unsure."""
+    """What to encode: the question as read (and its other folded readings), and as asked
+    when the reading is unsure."""
+    texts = [reading.text, *reading.others]
     if reading.folded and not reading.sure:
-        return [reading.text, reading.asked]
-    return [reading.text]
+        texts.append(reading.asked)
+    return texts
+
+
+def _confidence(ranked: Ranked) -> float:
+    """The confidence of a ranking's best sentence (what abstention reads)."""
+    assert ranked.confidence is not None
+    return float(ranked.confidence[0])
 
 
 _BLAS: Any = None

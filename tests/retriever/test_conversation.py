@@ -80,6 +80,29 @@ def test_a_pronoun_is_replaced_by_the_name_the_conversation_is_about() -> None:
     assert reading.context_used == (0, 1)
 
 
+def test_he_still_means_the_person_after_his_army_was_read_as_the_army() -> None:
+    """ "his army" was read as the army the first answer named; the next "he" is the man
+    the conversation is about, not the army, and not a name the definition's answer gave."""
+    army = "Gen. Khalifa Hafter's Libyan National Army (LNA) was attacked on March 3."
+    history = Conversation(turns=(_turn("Who is Khalifa Hafter?", (army, "a")),))
+    russia = read_in_context("What has his army received from Russia?", history)
+    assert russia.text == "What has the Libyan National Army (LNA) received from Russia?"
+    history = Conversation(
+        turns=(
+            *history.turns,
+            _turn(russia.asked, ("His LNA took delivery of jets.", "a"), understood=russia.text),
+        )
+    )
+    cairo = read_in_context("Whom did he meet in Cairo?", history)
+    assert cairo.text == "Whom did Khalifa Hafter meet in Cairo?"
+    # and a turn read as asked (its pronoun unresolved) still points at him for the next
+    met = "He met President Abdel-Fatteh El-Sisi in Cairo."
+    history = Conversation(turns=(*history.turns, _turn("Whom did he meet in Cairo?", (met, "a"))))
+    assert read_in_context("When did he visit Moscow?", history).text == (
+        "When did Khalifa Hafter visit Moscow?"
+    )
+
+
 def test_an_elliptical_question_is_read_with_the_one_before() -> None:
     history = Conversation(turns=(_turn("How many tanks did Russia send in 2018?"),))
     reading = read_in_context("And in 2019?", history)
@@ -171,6 +194,30 @@ def test_without_history_or_after_an_unrelated_one_answers_are_unchanged(
         assert not reading.folded
         assert ranked.positions.tolist() == plain.positions.tolist()
         assert ranked.scores.tobytes() == plain.scores.tobytes()
+
+
+def test_it_is_tried_as_each_of_the_two_names_and_the_better_answered_is_kept(
+    retriever: Retriever,
+) -> None:
+    """ "it" after a question naming two things may mean either: both readings are ranked
+    and the one the articles answer more confidently is kept."""
+    history = Conversation(turns=(_turn("Did Maria Olsen ever take the Island Ferry?"),))
+    q = "When did it resume sailing in April?"
+    reading = read_in_context(q, history)
+    assert reading.text == "When did Maria Olsen resume sailing in April?"
+    assert reading.others == ("When did Island Ferry resume sailing in April?",)
+    answer = retriever.ask(q, k=1, history=history, abstain_below=0.0)
+    assert answer.understood == "When did Island Ferry resume sailing in April?"
+    assert answer.answers[0].text == "The island ferry resumed sailing in April."
+    one = Retriever(
+        retriever.store,
+        retriever.embedder,
+        retriever.snapshots.index_dir,
+        folding=Folding(names=1),
+    )
+    assert one.ask(q, k=1, history=history, abstain_below=0.0).understood != answer.understood
+    # "he" or "she" means a person: only the likeliest one is tried
+    assert not read_in_context("Where did she study?", history).others
 
 
 def test_an_unsure_reading_is_kept_only_when_it_is_the_more_confident(
