@@ -56,7 +56,9 @@ def cmd_checker(args: argparse.Namespace, settings: Settings) -> int:
         raise BotError(f"no ReQA folder at {args.reqa.resolve()}; pass --reqa DIR")
     if args.epochs < 1:
         raise BotError(f"--epochs {args.epochs} is not a number of passes; give 1 or more")
-    config = ct.TrainConfig(epochs=args.epochs, seed=args.seed)
+    if args.offtopic_every < 0:
+        raise BotError(f"--offtopic-every {args.offtopic_every} is negative; give 0 (none) or N")
+    config = ct.TrainConfig(epochs=args.epochs, seed=args.seed, offtopic_every=args.offtopic_every)
     unanswerable = ct.load_unanswerable(args.squad2)
     reqa = load_reqa(args.reqa)
     data_dir = args.data_dir or (
@@ -168,6 +170,14 @@ COMMANDS = [
                         default=1,
                         metavar="N",
                         help="use every Nth question only (quick checks; default 1: all)",
+                    ),
+                    arg(
+                        "--offtopic-every",
+                        type=int,
+                        default=0,
+                        metavar="N",
+                        help="also ask every Nth answerable question without its article, "
+                        'answer "none" (default 0: not)',
                     ),
                     arg("--seed", type=int, default=0, help="random seed (default 0)"),
                     arg(

@@ -83,28 +83,39 @@ class Combination:
 
 def candidate_scalars(query: Query, scored: Scored, top: np.ndarray) -> np.ndarray:
     """The ranking's signals for the candidates at `top` (best first), (len(top), SCALARS)."""
+    return derive_scalars(ranking_signals(query, scored, top))
+
+
+def ranking_signals(query: Query, scored: Scored, top: np.ndarray) -> np.ndarray:
+    """The raw signals of the candidates at `top`, (len(top), 6): the score, the confidence,
+    the sentence's and its passage's cosine and BM25 (over the best the words could reach)."""
     c = scored.candidates
-    score = scored.score[top].astype(np.float32)
-    conf = scored.confidence[top].astype(np.float32)
     zeros = np.zeros(len(top), dtype=np.float32)
 
     def signal(values: np.ndarray | None, scale: float = 1.0) -> np.ndarray:
         return zeros if values is None else values[top].astype(np.float32) / np.float32(scale)
 
-    rank = np.arange(len(top), dtype=np.float32)
     return np.stack(
         [
-            score,
-            conf,
+            scored.score[top].astype(np.float32),
+            scored.confidence[top].astype(np.float32),
             signal(c.sentence_dense),
             signal(c.passage_dense),
             signal(c.sentence_bm25, query.sentence_bm25_max),
             signal(c.passage_bm25, query.passage_bm25_max),
-            score - (score[0] if len(score) else 0.0),
-            conf - (conf[0] if len(conf) else 0.0),
-            1.0 / (1.0 + rank),
         ],
         axis=1,
+    ).astype(np.float32)
+
+
+def derive_scalars(raw: np.ndarray) -> np.ndarray:
+    """`ranking_signals` of candidates best first, with the score and confidence against the
+    first's and 1 / (1 + the rank), (len(raw), SCALARS)."""
+    if len(raw) == 0:
+        return np.zeros((0, SCALARS), dtype=np.float32)
+    rank = np.arange(len(raw), dtype=np.float32)
+    return np.concatenate(
+        [raw, raw[:, :2] - raw[:1, :2], (1.0 / (1.0 + rank))[:, None]], axis=1
     ).astype(np.float32)
 
 

@@ -31,9 +31,10 @@ from retriever.checker import (
     AnswerChecker,
     Combination,
     answered,
-    candidate_scalars,
     combine,
+    derive_scalars,
     question_features,
+    ranking_signals,
     sentence_tokens,
 )
 from retriever.errors import EvalDataError
@@ -63,6 +64,12 @@ class TrainConfig:
     """Everything that decides the trained weights (recorded beside them)."""
 
     candidates: int = 10  # sentences read per question, best first by the ranking
+    # Off-topic questions: every so many answerable questions (0: none) is asked again as
+    # if its article were not in the store (its best `candidates` of the other articles,
+    # among the best `wide`), and the answer is "none". Off in the shipped weights (their
+    # training could not be finished this session; see the README).
+    wide: int = 40
+    offtopic_every: int = 0
     max_pieces: int = 64  # of each sentence
     hidden: int = 64
     rank: int = 64  # of the low-rank products of aligned pieces
@@ -93,6 +100,7 @@ class Group:
     scores: np.ndarray  # the ranking's scores and confidences, best first (held out only)
     confidence: np.ndarray
     logits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    offtopic: bool = False  # an answerable question read without its article
 
 
 def held_out(position: int, every: int) -> bool:
@@ -106,9 +114,9 @@ def held_out(position: int, every: int) -> bool:
 class _Recorder:
     """A `Reranker` that runs the one before it and keeps what the checker would read."""
 
-    def __init__(self, before: Reranker, candidates: int) -> None:
+    def __init__(self, before: Reranker, wide: int) -> None:
         self.before = before
-        self.candidates = candidates
+        self.wide = wide
         self.records: list[dict[str, Any] | None] = []
 
     def rerank(self, snapshot: Snapshot, query: Query, scored: Scored) -> bool:
@@ -116,14 +124,14 @@ class _Recorder:
         if not had or query.tokens is None or query.vector is None:
             self.records.append(None)
             return had
-        top = np.argsort(-scored.score, kind="stable")[: self.candidates]
+        top = np.argsort(-scored.score, kind="stable")[: self.wide]
         self.records.append(
             {
                 "question": query.tokens.vectors.astype(np.float32),
                 "features": question_features(query.tokens),
                 "vector": query.vector.astype(np.float32),
                 "positions": scored.candidates.positions[top].astype(np.int64),
-                "scalars": candidate_scalars(query, scored, top),
+                "signals": ranking_signals(query, scored, top),
             }
         )
         return had
@@ -187,24 +195,42 @@ def gather(
         if position[title] % 2:
             raise EvalDataError(f"{title!r} is an odd article: odd questions are held out")
     rowids = retriever.indexes().sentences.rowids
+    article_of = retriever.indexes().sentences.article
+    pos_of_row = {int(r): i for i, r in enumerate(rowids)}
+    doc_articles: dict[str, set[int]] = {}
+    for row, found in spans.items():
+        if int(row) in pos_of_row:
+            for sp in found:
+                doc_articles.setdefault(sp.doc_id, set()).add(int(article_of[pos_of_row[int(row)]]))
     table = retriever.indexes().sentences.tokens
     if table is None:
         raise EvalDataError("the ReQA store keeps no token vectors; rebuild it (qabot rebuild)")
     before = retriever.reranker
-    recorder = _Recorder(before, config.candidates)
+    recorder = _Recorder(before, max(config.wide, config.candidates))
     retriever.reranker = recorder
     asked: list[tuple[str, bool, int, Any]] = [
         (q.text, True, q.doc_position, q) for q in questions
     ] + [(text, False, position[title], None) for title, text in unanswerable]
     groups: list[Group] = []
     digest = hashlib.sha256()
+    k = config.candidates
+
+    def add(g: Group) -> None:
+        flags = "".join("1" if c else "0" for c in g.correct[:k])
+        kind = "\x1foff" if g.offtopic else ""  # (weights trained without any hash alike)
+        digest.update(
+            f"{g.held}\x1f{g.answerable}{kind}\x1f{g.text}\x1f{flags}\x1f"
+            f"{','.join(str(int(p)) for p in g.positions)}\x1e".encode()
+        )
+        groups.append(g)
+
     try:
         for lo in range(0, len(asked), batch):
             chunk = asked[lo : lo + batch]
             recorder.records = []
             ranked = retriever.rank([c[0] for c in chunk], depth=MRR_DEPTH)
-            for (text, is_answerable, doc, q), r, rec in zip(
-                chunk, ranked, recorder.records, strict=True
+            for at, ((text, is_answerable, doc, q), r, rec) in enumerate(
+                zip(chunk, ranked, recorder.records, strict=True), start=lo
             ):
                 if rec is None:
                     continue
@@ -214,25 +240,45 @@ def gather(
                     else np.zeros(len(r.positions), dtype=bool)
                 )
                 assert r.confidence is not None
-                g = Group(
-                    text,
-                    is_answerable,
-                    held_out(doc, config.held_out_every),
-                    rec["question"],
-                    rec["features"],
-                    rec["vector"],
-                    rec["positions"],
-                    rec["scalars"],
-                    correct.astype(bool),
-                    r.scores.astype(np.float32),
-                    r.confidence.astype(np.float32),
+                held = held_out(doc, config.held_out_every)
+                positions, signals = rec["positions"], rec["signals"]
+                add(
+                    Group(
+                        text,
+                        is_answerable,
+                        held,
+                        rec["question"],
+                        rec["features"],
+                        rec["vector"],
+                        positions[:k],
+                        derive_scalars(signals[:k]),
+                        correct.astype(bool),
+                        r.scores.astype(np.float32),
+                        r.confidence.astype(np.float32),
+                    )
                 )
-                flags = "".join("1" if c else "0" for c in g.correct[: config.candidates])
-                digest.update(
-                    f"{g.held}\x1f{g.answerable}\x1f{g.text}\x1f{flags}\x1f"
-                    f"{','.join(str(int(p)) for p in g.positions)}\x1e".encode()
+                if not is_answerable or not config.offtopic_every or at % config.offtopic_every:
+                    continue
+                own = doc_articles.get(q.doc_id, set())
+                other = [j for j, p in enumerate(positions) if int(article_of[p]) not in own][:k]
+                if len(other) < k // 2:
+                    continue
+                add(
+                    Group(
+                        text,
+                        False,
+                        held,
+                        rec["question"],
+                        rec["features"],
+                        rec["vector"],
+                        positions[other],
+                        derive_scalars(signals[other]),
+                        np.zeros(len(other), dtype=bool),
+                        signals[other, 0].copy(),
+                        signals[other, 1].copy(),
+                        offtopic=True,
+                    )
                 )
-                groups.append(g)
             if progress:
                 progress(len(chunk))
     finally:
@@ -250,9 +296,13 @@ def gather(
         "train_answerable_gold_read": sum(
             1 for g in train if g.answerable and g.correct[: config.candidates].any()
         ),
-        "train_unanswerable": sum(1 for g in train if not g.answerable),
+        "train_unanswerable": sum(1 for g in train if not g.answerable and not g.offtopic),
+        "train_offtopic": sum(1 for g in train if g.offtopic),
         "held_answerable": sum(1 for g in groups if g.held and g.answerable),
-        "held_unanswerable": sum(1 for g in groups if g.held and not g.answerable),
+        "held_unanswerable": sum(
+            1 for g in groups if g.held and not g.answerable and not g.offtopic
+        ),
+        "held_offtopic": sum(1 for g in groups if g.held and g.offtopic),
     }
     return CheckerData(groups, table, digest.hexdigest(), counts)
 
@@ -445,24 +495,26 @@ def held_metrics(
     """MRR and R@1 on the held-out answerable questions, and the share of each kind declined
     at each level's line, with the checker combined as `c` (None: without it)."""
     ranks: list[int | None] = []
-    firsts: list[tuple[bool, float]] = []
+    firsts: list[tuple[str, float]] = []
     for h in held:
         _, conf, correct = _combined(h, c)
         if h.answerable:
             ranks.append(first_hit(list(correct)))
-        firsts.append((h.answerable, float(conf[0]) if len(conf) else -1e9))
+        kind = "answerable" if h.answerable else "offtopic" if h.offtopic else "unanswerable"
+        firsts.append((kind, float(conf[0]) if len(conf) else -1e9))
     n = max(1, len(ranks))
     out = {
         "mrr": round(sum(1.0 / r for r in ranks if r) / n, 4),
         "r1": round(sum(1 for r in ranks if r == 1) / n, 4),
     }
-    answerable = [f for a, f in firsts if a]
-    unanswerable = [f for a, f in firsts if not a]
     for name, line in lines.items():
-        out[f"declined_{name}"] = round(float(np.mean([f < line for f in answerable])), 4)
-        out[f"declined_unanswerable_{name}"] = round(
-            float(np.mean([f < line for f in unanswerable])), 4
-        )
+        for kind, label in (
+            ("answerable", ""),
+            ("unanswerable", "unanswerable_"),
+            ("offtopic", "offtopic_"),
+        ):
+            values = [f < line for k, f in firsts if k == kind]
+            out[f"declined_{label}{name}"] = round(float(np.mean(values)), 4) if values else 0.0
     return out
 
 
@@ -492,8 +544,8 @@ def choose_combination(
     """The combination chosen on the held-out even articles: first the ranking (reordering
     the best `depth` by the checker only where that gains REORDER_GAIN MRR over leaving
     them), then the confidence weight that declines the most unanswerable questions at the
-    balanced level with the answerable questions declined as often as without the checker;
-    every trial is returned for the record."""
+    balanced level with the answerable questions declined as often as without the checker
+    and the off-topic ones at least as often; every trial is returned for the record."""
     answerable = np.array([h.confidence[0] for h in held if h.answerable and len(h.confidence)])
     shares = {name: float(np.mean(answerable < ABSTAIN_LEVELS[name])) for name in LEVEL_ORDER}
     same = tuple(ABSTAIN_LEVELS[n] for n in LEVEL_ORDER)
@@ -508,6 +560,7 @@ def choose_combination(
             trials.append({"depth": d, "rank_weight": w, **m})
             if m["mrr"] >= plain + REORDER_GAIN and m["mrr"] > best:
                 depth, rw, best = d, w, m["mrr"]
+    offtopic = held_metrics(held, None, ABSTAIN_LEVELS)["declined_offtopic_balanced"]
     chosen: Combination | None = None
     best_unanswerable = -1.0
     for cw in confidence_weights:
@@ -520,7 +573,8 @@ def choose_combination(
         c = Combination(depth, rw, cw, tuple(lines), same)
         m = held_metrics(held, c, ABSTAIN_LEVELS)
         trials.append({"depth": depth, "rank_weight": rw, "confidence_weight": cw, **m})
-        if m["declined_unanswerable_balanced"] > best_unanswerable:
+        safe = m["declined_offtopic_balanced"] >= offtopic or cw == 0.0
+        if safe and m["declined_unanswerable_balanced"] > best_unanswerable:
             best_unanswerable, chosen = m["declined_unanswerable_balanced"], c
     assert chosen is not None
     return chosen, trials
