@@ -33,19 +33,19 @@ def cmd_checker(args: argparse.Namespace, settings: Settings) -> int:
     """Train the answer checker on the ReQA and SQuAD 2.0 even split (the odd split stays held out).
 
     Builds (once) or reuses the ReQA store as `qabot eval reqa` does, ranks every even
-    question with the checker off, and fine-tunes the first layers of the bundled MiniLM
-    as a cross-encoder on (question, sentence) pairs: gold sentences against the retriever's
-    other top sentences (same article first) and the top sentences of SQuAD 2.0's
-    unanswerable questions. Every fourth even article is kept out; the checker's weight in
-    the ranking and in the confidence, and the abstention levels' lines, are chosen on them.
-    Writes checker.safetensors and checker.json (the data's hash, the settings, the figures
-    reached) to --out (default: retriever/data/, where qabot loads it from). Seeded: a
-    retrain on the same data reproduces the figures. Uses torch on --threads cores.
+    question with the checker off, recording what the checker reads (the question's word
+    pieces, the best candidates' stored token vectors, the ranking's signals), and trains
+    it listwise: the gold sentence among the candidates for ReQA's questions, "none" for
+    SQuAD 2.0's unanswerable ones. Every fourth even article is kept out; the checker's
+    weight in the ranking and in the confidence, and the abstention levels' lines, are
+    chosen on them. Writes checker.safetensors and checker.json (the data's hash, the
+    settings, the figures reached) to --out (default: retriever/data/, where qabot loads
+    it from). Seeded: a retrain on the same data reproduces the figures. Uses torch on
+    --threads cores.
     """
     from retriever import checker_training as ct
     from retriever.checker import Combination
     from retriever.evaluate import load_reqa, reqa_hash
-    from store.embedding import bundled_model_path
 
     if settings.model != "all-MiniLM-L6-v2":
         raise BotError(
@@ -54,9 +54,11 @@ def cmd_checker(args: argparse.Namespace, settings: Settings) -> int:
         )
     if not args.reqa.is_dir():
         raise BotError(f"no ReQA folder at {args.reqa.resolve()}; pass --reqa DIR")
-    config = ct.TrainConfig(
-        layers=args.layers, epochs=args.epochs, seed=args.seed, negatives=args.negatives
-    )
+    if args.epochs < 1:
+        raise BotError(f"--epochs {args.epochs} is not a number of passes; give 1 or more")
+    if args.offtopic_every < 0:
+        raise BotError(f"--offtopic-every {args.offtopic_every} is negative; give 0 (none) or N")
+    config = ct.TrainConfig(epochs=args.epochs, seed=args.seed, offtopic_every=args.offtopic_every)
     unanswerable = ct.load_unanswerable(args.squad2)
     reqa = load_reqa(args.reqa)
     data_dir = args.data_dir or (
@@ -72,29 +74,28 @@ def cmd_checker(args: argparse.Namespace, settings: Settings) -> int:
         every = args.every
         total = len(reqa.split("even")[::every]) + len(unanswerable[::every])
         bar = _progress(total, "ranking the even questions", "question")
+        t0 = time.perf_counter()
         data = ct.gather(
             app.retriever, reqa, spans, unanswerable, config, progress=bar.update, every=every
         )
+        rank_seconds = time.perf_counter() - t0
         bar.close()
     finally:
         app.close()
     say(f"data {data.digest[:12]}: {json.dumps(data.counts)}")
-    model_dir = bundled_model_path()
-    bar = _progress(len(data.train) * config.epochs, "training", "pair")
-    trained, timing = ct.train(data, model_dir, config, threads=args.threads, progress=bar.update)
+    bar = _progress(len(ct.trainable(data.train, config)) * config.epochs, "training", "question")
+    trained, timing = ct.train(data, config, threads=args.threads, progress=bar.update)
     bar.close()
     out: Path = args.out or _default_out()
     levels = ct.LEVEL_ORDER
     from retriever.models import ABSTAIN_LEVELS
 
     same = tuple(ABSTAIN_LEVELS[n] for n in levels)
+    dim = int(data.table.projection.shape[0])
     # Written once with a neutral combination, so that the numpy runtime reads the held-out
-    # sentences exactly as qabot will; then with the one chosen on them.
-    ct.save(out, trained, config, Combination(1, 0.0, 0.0, same, same), {})
-    t0 = time.perf_counter()
-    ct.score_held(data.held, out, model_dir, max(ct.DEPTHS))
-    score_seconds = time.perf_counter() - t0
-    pairs = sum(min(len(h.sentences), max(ct.DEPTHS)) for h in data.held)
+    # questions exactly as qabot will; then with the one chosen on them.
+    ct.save(out, trained, config, Combination(1, 0.0, 0.0, same, same), {}, dim)
+    ms_per_question = ct.score_held(data.held, out, data.table)
     chosen, trials = ct.choose_combination(data.held)
     record: dict[str, Any] = {
         "data_sha256": data.digest,
@@ -103,13 +104,14 @@ def cmd_checker(args: argparse.Namespace, settings: Settings) -> int:
         "held_out_with": ct.held_metrics(data.held, chosen, ABSTAIN_LEVELS),
         "cost": {
             **timing,
+            "rank_seconds": round(rank_seconds, 1),
             "threads": args.threads,
-            "numpy_ms_per_pair": round(1000 * score_seconds / max(1, pairs), 2),
+            "numpy_ms_per_question": round(ms_per_question, 2),
             "total_seconds": round(time.perf_counter() - started, 1),
         },
         "trials": trials,
     }
-    ct.write_config(out, trained, config, chosen, record)
+    ct.write_config(out, config, chosen, record, dim)
     print(f"checker written to {out} (data {data.digest[:12]})")
     print(f"held-out even articles without the checker: {json.dumps(record['held_out_without'])}")
     print(f"held-out even articles with the checker:    {json.dumps(record['held_out_with'])}")
@@ -157,18 +159,10 @@ COMMANDS = [
                         help="where to write the weights (default: retriever/data/)",
                     ),
                     arg(
-                        "--layers",
+                        "--epochs",
                         type=int,
-                        default=1,
-                        choices=[1, 2, 3],
-                        help="MiniLM layers in the cross-encoder (default 1)",
-                    ),
-                    arg("--epochs", type=int, default=1, help="passes over the pairs (default 1)"),
-                    arg(
-                        "--negatives",
-                        type=int,
-                        default=3,
-                        help="hard negatives per answerable question (default 3)",
+                        default=4,
+                        help="passes over the questions (default 4)",
                     ),
                     arg(
                         "--every",
@@ -176,6 +170,14 @@ COMMANDS = [
                         default=1,
                         metavar="N",
                         help="use every Nth question only (quick checks; default 1: all)",
+                    ),
+                    arg(
+                        "--offtopic-every",
+                        type=int,
+                        default=0,
+                        metavar="N",
+                        help="also ask every Nth answerable question without its article, "
+                        'answer "none" (default 0: not)',
                     ),
                     arg("--seed", type=int, default=0, help="random seed (default 0)"),
                     arg(

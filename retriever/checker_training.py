@@ -1,11 +1,13 @@
 """Training the answer checker (retriever/checker.py) on the even split: the only module that
 imports torch for it, and only inside the functions that train.
 
-The data: ReQA's even-split questions, each with its gold sentences (positives) and the
-sentences the retriever ranks highest for it that do not answer it (hard negatives, the
-same article's first), and SQuAD 2.0's unanswerable questions on the even articles, whose
-top-ranked sentences are all negatives. A few even articles are kept out of training; the
-checker's combination with the ranking and the abstention line are chosen on them.
+The data: every even question is ranked once with the checker off, and what the checker
+reads is recorded as the question path computes it (the question's word pieces, its best
+`candidates` sentences' token vectors and the ranking's signals). ReQA's even questions
+train the checker to pick their gold sentence among those candidates; SQuAD 2.0's
+unanswerable questions on the even articles train its "none" option. A few even articles
+are kept out of training; the checker's combination with the ranking and the abstention
+line are chosen on them.
 """
 
 from __future__ import annotations
@@ -22,59 +24,83 @@ from typing import Any
 
 import numpy as np
 
-from retriever.checker import CONFIG_FILE, WEIGHTS_FILE, Combination, combine
+from retriever.checker import (
+    CONFIG_FILE,
+    SCALARS,
+    WEIGHTS_FILE,
+    AnswerChecker,
+    Combination,
+    answered,
+    combine,
+    derive_scalars,
+    question_features,
+    ranking_signals,
+    sentence_tokens,
+)
 from retriever.errors import EvalDataError
 from retriever.evaluate import MRR_DEPTH, ReqaData, Span, first_hit, is_correct
 from retriever.models import ABSTAIN_LEVELS
+from retriever.query import Query
+from retriever.rerank import Reranker
 from retriever.retriever import Retriever
+from retriever.scoring import Scored
+from retriever.snapshot import Snapshot
+from store.indexes.tokens import TokenTable
 
 # Share of the held-out even split's ReQA questions each level declines without the
 # checker (measured on them by `qabot train checker`): with the checker, each level's line
 # is put where it declines the same share, so a level keeps its meaning.
 LEVEL_ORDER = ("lenient", "balanced", "strict")
-# How many of the best candidates the checker may read (the held-out choice picks one).
-DEPTHS = (1, 2, 3, 4, 5)
+# How many of the best candidates the checker may reorder (the held-out choice picks one).
+DEPTHS = (2, 3, 5, 10)
+RANK_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0)
+CONFIDENCE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+# Reordering is kept only when it gains at least this much MRR on the held-out articles.
+REORDER_GAIN = 0.002
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides the trained weights (recorded beside them)."""
 
-    layers: int = 1
-    max_tokens: int = 80
-    negatives: int = 3  # hard negatives per answerable question
-    unanswerable_negatives: int = 3  # top-ranked sentences per unanswerable question
-    epochs: int = 1
-    batch: int = 32
-    lr: float = 1e-4
-    head_lr: float = 1e-3
+    candidates: int = 10  # sentences read per question, best first by the ranking
+    # Off-topic questions: every so many answerable questions (0: none) is asked again as
+    # if its article were not in the store (its best `candidates` of the other articles,
+    # among the best `wide`), and the answer is "none". Off in the shipped weights (their
+    # training could not be finished this session; see the README).
+    wide: int = 40
+    offtopic_every: int = 0
+    max_pieces: int = 64  # of each sentence
+    hidden: int = 64
+    rank: int = 64  # of the low-rank products of aligned pieces
+    epochs: int = 4
+    batch: int = 32  # questions
+    lr: float = 2e-3
     weight_decay: float = 0.01
     dropout: float = 0.1
     seed: int = 0
     # Even articles kept out of training, by their position in ReQA's sentences.jsonl:
     # every fourth even article, starting at the second (2, 10, 18, 26, 34, 42).
     held_out_every: int = 4
-    rank_depth: int = 20  # how deep the retriever's ranking is read for negatives
-
-
-@dataclass(frozen=True)
-class Pair:
-    question: str
-    sentence: str
-    label: float
 
 
 @dataclass
-class HeldQuestion:
-    """A held-out question's ranking, as the retriever gives it, with what the checker needs."""
+class Group:
+    """One question as the checker reads it, with what it should say."""
 
     text: str
     answerable: bool
-    scores: np.ndarray
+    held: bool
+    question: np.ndarray  # (m, k) its pieces in the store's token space
+    features: np.ndarray  # (m, 2)
+    vector: np.ndarray  # (dim,)
+    positions: np.ndarray  # (K,) the candidates read, best first
+    scalars: np.ndarray  # (K, SCALARS)
+    correct: np.ndarray  # bool, per ranked sentence (MRR_DEPTH deep; the first K are read)
+    scores: np.ndarray  # the ranking's scores and confidences, best first (held out only)
     confidence: np.ndarray
-    correct: np.ndarray  # bool, per ranked sentence
-    sentences: list[str]  # texts of the first `depth` ranked
     logits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    offtopic: bool = False  # an answerable question read without its article
 
 
 def held_out(position: int, every: int) -> bool:
@@ -85,12 +111,46 @@ def held_out(position: int, every: int) -> bool:
 # -- data -------------------------------------------------------------------------------
 
 
+class _Recorder:
+    """A `Reranker` that runs the one before it and keeps what the checker would read."""
+
+    def __init__(self, before: Reranker, wide: int) -> None:
+        self.before = before
+        self.wide = wide
+        self.records: list[dict[str, Any] | None] = []
+
+    def rerank(self, snapshot: Snapshot, query: Query, scored: Scored) -> bool:
+        had = self.before.rerank(snapshot, query, scored)
+        if not had or query.tokens is None or query.vector is None:
+            self.records.append(None)
+            return had
+        top = np.argsort(-scored.score, kind="stable")[: self.wide]
+        self.records.append(
+            {
+                "question": query.tokens.vectors.astype(np.float32),
+                "features": question_features(query.tokens),
+                "vector": query.vector.astype(np.float32),
+                "positions": scored.candidates.positions[top].astype(np.int64),
+                "signals": ranking_signals(query, scored, top),
+            }
+        )
+        return had
+
+
 @dataclass
 class CheckerData:
-    train: list[Pair]
-    held: list[HeldQuestion]
-    digest: str  # sha256 of every training pair and held-out question, in order
+    groups: list[Group]
+    table: TokenTable  # the store's token vectors, in memory
+    digest: str  # sha256 of every question, its label and what was read, in order
     counts: dict[str, int]
+
+    @property
+    def train(self) -> list[Group]:
+        return [g for g in self.groups if not g.held]
+
+    @property
+    def held(self) -> list[Group]:
+        return [g for g in self.groups if g.held]
 
 
 def load_unanswerable(path: Path) -> list[tuple[str, str]]:
@@ -124,333 +184,350 @@ def gather(
     batch: int = 256,
     every: int = 1,
 ) -> CheckerData:
-    """Training pairs and held-out rankings from the even split (odd questions are refused);
-    `every` > 1 takes every so many questions only (a quick check)."""
+    """What the checker reads for every even question (odd questions are refused), ranked
+    as the question path ranks them; `every` > 1 takes every so many questions only."""
     position = {a.doc_id: i for i, a in enumerate(reqa.articles)}
     questions = reqa.split("even")[::every]
     unanswerable = unanswerable[::every]
+    for title, _ in unanswerable:
+        if title not in position:
+            raise EvalDataError(f"SQuAD 2.0 article {title!r} is not one of ReQA's")
+        if position[title] % 2:
+            raise EvalDataError(f"{title!r} is an odd article: odd questions are held out")
     rowids = retriever.indexes().sentences.rowids
     article_of = retriever.indexes().sentences.article
     pos_of_row = {int(r): i for i, r in enumerate(rowids)}
-    gold_rows: dict[str, list[int]] = {}
-    by_doc: dict[str, list[int]] = {}
+    doc_articles: dict[str, set[int]] = {}
     for row, found in spans.items():
-        for sp in found:
-            by_doc.setdefault(sp.doc_id, []).append(row)
-    train: list[Pair] = []
-    held: list[HeldQuestion] = []
-    depth = config.rank_depth
+        if int(row) in pos_of_row:
+            for sp in found:
+                doc_articles.setdefault(sp.doc_id, set()).add(int(article_of[pos_of_row[int(row)]]))
+    table = retriever.indexes().sentences.tokens
+    if table is None:
+        raise EvalDataError("the ReQA store keeps no token vectors; rebuild it (qabot rebuild)")
+    before = retriever.reranker
+    recorder = _Recorder(before, max(config.wide, config.candidates))
+    retriever.reranker = recorder
+    asked: list[tuple[str, bool, int, Any]] = [
+        (q.text, True, q.doc_position, q) for q in questions
+    ] + [(text, False, position[title], None) for title, text in unanswerable]
+    groups: list[Group] = []
     digest = hashlib.sha256()
+    k = config.candidates
 
-    def add(pair: Pair) -> None:
-        digest.update(f"{pair.label}\x1f{pair.question}\x1f{pair.sentence}\x1e".encode())
-        train.append(pair)
-
-    for lo in range(0, len(questions), batch):
-        chunk = questions[lo : lo + batch]
-        ranked = retriever.rank([q.text for q in chunk], depth=MRR_DEPTH)
-        need = sorted({int(p) for r in ranked for p in r.positions[:depth]})
-        for q in chunk:
-            rows = gold_rows.setdefault(
-                q.id, [r for r in by_doc.get(q.doc_id, []) if is_correct(spans[r], q)]
-            )
-            need.extend(pos_of_row[r] for r in rows if r in pos_of_row)
-        texts = dict(
-            zip(need, retriever.sentence_texts(np.array(need, dtype=np.int64)), strict=True)
+    def add(g: Group) -> None:
+        flags = "".join("1" if c else "0" for c in g.correct[:k])
+        kind = "\x1foff" if g.offtopic else ""  # (weights trained without any hash alike)
+        digest.update(
+            f"{g.held}\x1f{g.answerable}{kind}\x1f{g.text}\x1f{flags}\x1f"
+            f"{','.join(str(int(p)) for p in g.positions)}\x1e".encode()
         )
-        for q, r in zip(chunk, ranked, strict=True):
-            ranked_rows = rowids[r.positions]
-            correct = np.array([is_correct(spans.get(int(i), ()), q) for i in ranked_rows])
-            if held_out(q.doc_position, config.held_out_every):
+        groups.append(g)
+
+    try:
+        for lo in range(0, len(asked), batch):
+            chunk = asked[lo : lo + batch]
+            recorder.records = []
+            ranked = retriever.rank([c[0] for c in chunk], depth=MRR_DEPTH)
+            for at, ((text, is_answerable, doc, q), r, rec) in enumerate(
+                zip(chunk, ranked, recorder.records, strict=True), start=lo
+            ):
+                if rec is None:
+                    continue
+                correct = (
+                    np.array([is_correct(spans.get(int(i), ()), q) for i in rowids[r.positions]])
+                    if is_answerable
+                    else np.zeros(len(r.positions), dtype=bool)
+                )
                 assert r.confidence is not None
-                held.append(
-                    HeldQuestion(
-                        q.text,
-                        True,
-                        r.scores,
-                        r.confidence,
-                        correct,
-                        [texts[int(p)] for p in r.positions[:depth]],
+                held = held_out(doc, config.held_out_every)
+                positions, signals = rec["positions"], rec["signals"]
+                add(
+                    Group(
+                        text,
+                        is_answerable,
+                        held,
+                        rec["question"],
+                        rec["features"],
+                        rec["vector"],
+                        positions[:k],
+                        derive_scalars(signals[:k]),
+                        correct.astype(bool),
+                        r.scores.astype(np.float32),
+                        r.confidence.astype(np.float32),
                     )
                 )
-                continue
-            gold = [pos_of_row[g] for g in gold_rows[q.id] if g in pos_of_row]
-            if not gold:
-                continue
-            for g in gold:
-                add(Pair(q.text, texts[g], 1.0))
-            doc_articles = {int(article_of[g]) for g in gold}
-            wrong = [
-                int(p) for p, ok in zip(r.positions[:depth], correct[:depth], strict=True) if not ok
-            ]
-            same = [p for p in wrong if int(article_of[p]) in doc_articles]
-            other = [p for p in wrong if int(article_of[p]) not in doc_articles]
-            for p in (same + other)[: config.negatives]:
-                add(Pair(q.text, texts[p], 0.0))
-        if progress:
-            progress(len(chunk))
-
-    for lo in range(0, len(unanswerable), batch):
-        chunk_u = unanswerable[lo : lo + batch]
-        ranked = retriever.rank([q for _, q in chunk_u], depth=MRR_DEPTH)
-        need = sorted({int(p) for r in ranked for p in r.positions[:depth]})
-        texts = dict(
-            zip(need, retriever.sentence_texts(np.array(need, dtype=np.int64)), strict=True)
-        )
-        for (title, text), r in zip(chunk_u, ranked, strict=True):
-            if title not in position:
-                raise EvalDataError(f"SQuAD 2.0 article {title!r} is not one of ReQA's")
-            if position[title] % 2:
-                raise EvalDataError(f"{title!r} is an odd article: odd questions are held out")
-            if held_out(position[title], config.held_out_every):
-                assert r.confidence is not None
-                held.append(
-                    HeldQuestion(
+                if not is_answerable or not config.offtopic_every or at % config.offtopic_every:
+                    continue
+                own = doc_articles.get(q.doc_id, set())
+                other = [j for j, p in enumerate(positions) if int(article_of[p]) not in own][:k]
+                if len(other) < k // 2:
+                    continue
+                add(
+                    Group(
                         text,
                         False,
-                        r.scores,
-                        r.confidence,
-                        np.zeros(len(r.positions), dtype=bool),
-                        [texts[int(p)] for p in r.positions[:depth]],
+                        held,
+                        rec["question"],
+                        rec["features"],
+                        rec["vector"],
+                        positions[other],
+                        derive_scalars(signals[other]),
+                        np.zeros(len(other), dtype=bool),
+                        signals[other, 0].copy(),
+                        signals[other, 1].copy(),
+                        offtopic=True,
                     )
                 )
-                continue
-            for p in r.positions[: config.unanswerable_negatives]:
-                add(Pair(text, texts[int(p)], 0.0))
-        if progress:
-            progress(len(chunk_u))
-    for h in held:
-        digest.update(f"held\x1f{h.answerable}\x1f{h.text}\x1e".encode())
+            if progress:
+                progress(len(chunk))
+    finally:
+        retriever.reranker = before
+    table = TokenTable(
+        np.array(table.tokens),
+        np.array(table.offsets),
+        np.array(table.projection),
+        np.array(table.idf),
+        np.array(table.inverse_norms),
+    )
+    train = [g for g in groups if not g.held]
     counts = {
-        "train_pairs": len(train),
-        "train_positives": sum(1 for p in train if p.label > 0.5),
-        "held_answerable": sum(1 for h in held if h.answerable),
-        "held_unanswerable": sum(1 for h in held if not h.answerable),
+        "train_answerable": sum(1 for g in train if g.answerable),
+        "train_answerable_gold_read": sum(
+            1 for g in train if g.answerable and g.correct[: config.candidates].any()
+        ),
+        "train_unanswerable": sum(1 for g in train if not g.answerable and not g.offtopic),
+        "train_offtopic": sum(1 for g in train if g.offtopic),
+        "held_answerable": sum(1 for g in groups if g.held and g.answerable),
+        "held_unanswerable": sum(
+            1 for g in groups if g.held and not g.answerable and not g.offtopic
+        ),
+        "held_offtopic": sum(1 for g in groups if g.held and g.offtopic),
     }
-    return CheckerData(train, held, digest.hexdigest(), counts)
+    return CheckerData(groups, table, digest.hexdigest(), counts)
 
 
 # -- the model (torch) --------------------------------------------------------------------
 
 
-def _build_model(model_dir: Path, config: TrainConfig) -> Any:
-    """The first `config.layers` layers of the base model with a linear head, in torch,
-    named as the base model's tensors (so the numpy side loads them with `BertLayer`)."""
+def _build_model(config: TrainConfig, dim: int) -> Any:
+    """The checker in torch, its tensors named as retriever/checker.py reads them. It takes
+    the store's stored-space vectors and the store's projection, and composes the weights
+    that read 384-d vectors with it, as the numpy side does."""
     import torch
-    from safetensors.torch import load_file
     from torch import nn
 
-    base_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    tensors = {
-        k.removeprefix("bert."): v
-        for k, v in load_file(str(model_dir / "model.safetensors")).items()
-    }
-    dim, heads = int(base_config["hidden_size"]), int(base_config["num_attention_heads"])
-    eps = float(base_config.get("layer_norm_eps", 1e-12))
+    h, r = config.hidden, config.rank
 
-    class Layer(nn.Module):
-        def __init__(self, prefix: str) -> None:
-            super().__init__()
-            inner = int(base_config["intermediate_size"])
-            self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
-            self.o = nn.Linear(dim, dim)
-            self.ln1 = nn.LayerNorm(dim, eps=eps)
-            self.fi, self.fo = nn.Linear(dim, inner), nn.Linear(inner, dim)
-            self.ln2 = nn.LayerNorm(dim, eps=eps)
-            self.drop = nn.Dropout(config.dropout)
-            for mod, name in self.names().items():
-                mod.weight.data.copy_(tensors[f"{prefix}.{name}.weight"])
-                mod.bias.data.copy_(tensors[f"{prefix}.{name}.bias"])
-
-        def names(self) -> dict[Any, str]:
-            return {
-                self.q: "attention.self.query",
-                self.k: "attention.self.key",
-                self.v: "attention.self.value",
-                self.o: "attention.output.dense",
-                self.ln1: "attention.output.LayerNorm",
-                self.fi: "intermediate.dense",
-                self.fo: "output.dense",
-                self.ln2: "output.LayerNorm",
-            }
-
-        def forward(self, x: Any, key_bias: Any) -> Any:
-            b, length, _ = x.shape
-
-            def split(t: Any) -> Any:
-                return t.view(b, length, heads, dim // heads).transpose(1, 2)
-
-            q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-            att = (q @ k.transpose(-1, -2)) / math.sqrt(dim // heads) + key_bias
-            ctx = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, length, dim)
-            a = self.ln1(x + self.drop(self.o(ctx)))
-            return self.ln2(a + self.drop(self.fo(nn.functional.gelu(self.fi(a)))))
+    def lin(i: int, o: int, bias: bool = True) -> Any:
+        return nn.Linear(i, o, bias=bias)
 
     class Checker(nn.Module):
-        word: Any
-
         def __init__(self) -> None:
             super().__init__()
-            # Frozen, and not shipped: read from the base model at load time.
-            self.register_buffer("word", tensors["embeddings.word_embeddings.weight"].clone())
-            self.position = nn.Parameter(tensors["embeddings.position_embeddings.weight"].clone())
-            self.types = nn.Parameter(tensors["embeddings.token_type_embeddings.weight"].clone())
-            self.emb_ln = nn.LayerNorm(dim, eps=eps)
-            self.emb_ln.weight.data.copy_(tensors["embeddings.LayerNorm.weight"])
-            self.emb_ln.bias.data.copy_(tensors["embeddings.LayerNorm.bias"])
-            self.layers = nn.ModuleList(Layer(f"encoder.layer.{i}") for i in range(config.layers))
+            self.tq = nn.Parameter(torch.tensor([10.0]))
+            self.ts = nn.Parameter(torch.tensor([10.0]))
+            self.q, self.a, self.u = lin(dim, h), lin(dim, h, False), lin(dim, r, False)
+            self.p, self.c, self.f = lin(r, h, False), lin(1, h, False), lin(2, h, False)
+            self.gq, self.pq = lin(h, h), lin(h, 1)
+            self.s, self.b = lin(dim, h), lin(dim, h, False)
+            self.sp, self.sc = lin(r, h, False), lin(1, h, False)
+            self.gs = lin(h, h)
+            self.qt = lin(dim, h)
+            self.o1, self.o2 = lin(3 * h + SCALARS, h), lin(h, 1)
+            self.none = lin(h + 1, 1)
             self.drop = nn.Dropout(config.dropout)
-            self.head = nn.Linear(2 * dim, 1)
-            nn.init.normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
 
-        def forward(self, ids: Any, types: Any, mask: Any) -> Any:
-            length = ids.shape[1]
-            x = self.word[ids] + self.position[:length] + self.types[types]
-            x = self.drop(self.emb_ln(x))
-            key_bias = ((mask - 1.0) * 1e9)[:, None, None, :]
-            for layer in self.layers:
-                x = layer(x, key_bias)
-            mean = (mask[:, :, None] * x).sum(1) / mask.sum(1, keepdim=True)
-            return self.head(self.drop(torch.cat([x[:, 0], mean], dim=1)))[:, 0]
+        def forward(
+            self,
+            proj: Any,
+            q: Any,
+            qm: Any,
+            qf: Any,
+            qv: Any,
+            s: Any,
+            sm: Any,
+            sc: Any,
+            cm: Any,
+        ) -> Any:
+            f = nn.functional
+            gelu = lambda x: f.gelu(x, approximate="tanh")  # noqa: E731
+            bsz, k, _, _ = s.shape
+            wq, wa, wu = self.q.weight @ proj, self.a.weight @ proj, self.u.weight @ proj
+            ws, wb = self.s.weight @ proj, self.b.weight @ proj
+            cos = torch.einsum("bid,bknd->bkin", q, s)  # (B, K, m, n)
+            cs = cos + (sm[:, :, None, :] - 1.0) * 1e4
+            best_s = cs.max(-1).values
+            aligned = torch.softmax(cs * self.tq, -1) @ s  # (B, K, m, k)
+            qu = f.linear(q, wu)[:, None]
+            au = f.linear(aligned, wu)
+            hq = (
+                f.linear(q, wq, self.q.bias)[:, None]
+                + f.linear(aligned, wa)
+                + self.p(qu * au)
+                + self.c(best_s[..., None])
+                + self.f(qf)[:, None]
+            )
+            gq = self.gq(gelu(hq))  # (B, K, m, h)
+            pool = self.pq(gq)[..., 0] + (qm[:, None, :] - 1.0) * 1e4
+            vq = (torch.softmax(pool, -1)[..., None] * gq).sum(2)
+            cq = cos + (qm[:, None, :, None] - 1.0) * 1e4
+            best_q = cq.max(2).values  # (B, K, n)
+            found = torch.einsum("bkmn,bmd->bknd", torch.softmax(cq * self.ts, 2), q)
+            su, fu = f.linear(s, wu), f.linear(found, wu)
+            hs = (
+                f.linear(s, ws, self.s.bias)
+                + f.linear(found, wb)
+                + self.sp(su * fu)
+                + self.sc(best_q[..., None])
+            )
+            gs = self.gs(gelu(hs)) + (sm[..., None] - 1.0) * 1e4
+            vs = gs.max(2).values
+            qt = torch.tanh(self.qt(qv))
+            x = torch.cat([vq, vs, qt[:, None].expand(bsz, k, -1), sc], -1)
+            z = self.o2(self.drop(gelu(self.o1(x))))[..., 0] + (cm - 1.0) * 1e4
+            none = self.none(torch.cat([qt, sc[:, 0, 1:2]], -1))
+            return torch.cat([none, z], 1)
 
         def export(self) -> dict[str, Any]:
-            out = {
-                "embeddings.position_embeddings.weight": self.position,
-                "embeddings.token_type_embeddings.weight": self.types,
-                "embeddings.LayerNorm.weight": self.emb_ln.weight,
-                "embeddings.LayerNorm.bias": self.emb_ln.bias,
-                "head.weight": self.head.weight,
-                "head.bias": self.head.bias,
+            return {
+                k: v.detach().float().contiguous().clone() for k, v in self.state_dict().items()
             }
-            layers: list[Any] = list(self.layers)
-            for i, layer in enumerate(layers):
-                for mod, name in layer.names().items():
-                    out[f"encoder.layer.{i}.{name}.weight"] = mod.weight
-                    out[f"encoder.layer.{i}.{name}.bias"] = mod.bias
-            return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
 
-    model: Any = Checker()
-    model.meta = {"heads": heads, "layer_norm_eps": eps}
-    return model
+    return Checker()
 
 
-def _batches(tokenizer: Any, pairs: Sequence[Pair], size: int) -> list[tuple[Any, Any, Any, Any]]:
+def _batch(groups: Sequence[Group], table: TokenTable, config: TrainConfig) -> list[Any]:
+    """Padded torch tensors for these questions, and their targets over [none, candidates]."""
     import torch
 
-    out = []
-    for lo in range(0, len(pairs), size):
-        chunk = pairs[lo : lo + size]
-        enc = tokenizer.encode_batch([(p.question, p.sentence) for p in chunk])
-        width = max(len(e.ids) for e in enc)
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros((len(chunk), width), dtype=torch.float32)
-        for r, e in enumerate(enc):
-            n = len(e.ids)
-            ids[r, :n] = torch.tensor(e.ids)
-            types[r, :n] = torch.tensor(e.type_ids)
-            mask[r, :n] = 1.0
-        labels = torch.tensor([p.label for p in chunk], dtype=torch.float32)
-        out.append((ids, types, mask, labels))
-    return out
+    k = config.candidates
+    m = max(len(g.question) for g in groups)
+    dim_k = table.tokens.shape[1]
+    q = np.zeros((len(groups), m, dim_k), np.float32)
+    qm = np.zeros((len(groups), m), np.float32)
+    qf = np.zeros((len(groups), m, 2), np.float32)
+    read = [sentence_tokens(table, g.positions[:k], config.max_pieces) for g in groups]
+    n = max(r[0].shape[1] for r in read)
+    s = np.zeros((len(groups), k, n, dim_k), np.float32)
+    sm = np.zeros((len(groups), k, n), np.float32)
+    sc = np.zeros((len(groups), k, SCALARS), np.float32)
+    cm = np.zeros((len(groups), k), np.float32)
+    y = np.zeros((len(groups), k + 1), np.float32)
+    for i, (g, (vecs, mask)) in enumerate(zip(groups, read, strict=True)):
+        count, width = vecs.shape[0], vecs.shape[1]
+        q[i, : len(g.question)] = g.question
+        qm[i, : len(g.question)] = 1.0
+        qf[i, : len(g.question)] = g.features
+        s[i, :count, :width] = vecs
+        sm[i, :count, :width] = mask
+        sc[i, :count] = g.scalars[:count]
+        cm[i, :count] = 1.0
+        if g.answerable:
+            y[i, 1 : 1 + count] = g.correct[:count]
+        else:
+            y[i, 0] = 1.0
+    qv = np.stack([g.vector for g in groups]).astype(np.float32)
+    arrays = (q, qm, qf, qv, s, sm, sc, cm, y)
+    return [torch.from_numpy(a) for a in arrays]
+
+
+def trainable(groups: Sequence[Group], config: TrainConfig) -> list[Group]:
+    """The questions the listwise loss can learn from: unanswerable ones, and answerable
+    ones whose gold sentence is among those read."""
+    return [g for g in groups if not g.answerable or g.correct[: config.candidates].any()]
 
 
 def train(
     data: CheckerData,
-    model_dir: Path,
     config: TrainConfig,
     *,
     threads: int = 2,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Fine-tune the shallow cross-encoder; its tensors (for safetensors) and timings."""
+    """Train the checker listwise: the log-probability of the gold sentence(s) (or of "none")
+    under a softmax over [none, the candidates]; its tensors and the time it took."""
     import torch
-    from tokenizers import Tokenizer
 
     torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=config.max_tokens)
-    model = _build_model(model_dir, config)
-    head = list(model.head.parameters())
-    body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
-    steps_per_epoch = math.ceil(len(data.train) / config.batch)
-    total = steps_per_epoch * config.epochs
+    groups = trainable(data.train, config)
+    proj = torch.from_numpy(np.ascontiguousarray(data.table.projection, dtype=np.float32))
+    model = _build_model(config, int(data.table.projection.shape[0]))
     optimizer = torch.optim.AdamW(
-        [{"params": body, "lr": config.lr}, {"params": head, "lr": config.head_lr}],
-        weight_decay=config.weight_decay,
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    warmup = max(1, total // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / (total - warmup + 1)),
+    total = math.ceil(len(groups) / config.batch) * config.epochs
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total, pct_start=0.1
     )
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     started = time.perf_counter()
     model.train()
     for _ in range(config.epochs):
-        order = list(data.train)
+        order = list(groups)
         rng.shuffle(order)
-        # Similar lengths together, so batches pad little; the batches' order is shuffled.
-        chunks = [order[i : i + 50 * config.batch] for i in range(0, len(order), 50 * config.batch)]
-        batches = []
-        for chunk in chunks:
-            chunk.sort(key=lambda p: len(p.question) + len(p.sentence))
-            batches.extend(_batches(tokenizer, chunk, config.batch))
-        rng.shuffle(batches)
-        for ids, types, mask, labels in batches:
-            loss = loss_fn(model(ids, types, mask), labels)
+        for lo in range(0, len(order), config.batch):
+            chunk = order[lo : lo + config.batch]
+            *inputs, y = _batch(chunk, data.table, config)
+            z = model(proj, *inputs)
+            gold = torch.logsumexp(z + (y - 1.0) * 1e4, 1)
+            loss = (torch.logsumexp(z, 1) - gold).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
             if progress:
-                progress(len(labels))
+                progress(len(chunk))
     seconds = time.perf_counter() - started
-    tensors = model.export()
-    tensors["head.weight"] = tensors["head.weight"].reshape(-1)
-    meta = model.meta
-    return {"tensors": tensors, **meta}, {"train_seconds": round(seconds, 1)}
+    return {"tensors": model.export()}, {
+        "train_seconds": round(seconds, 1),
+        "train_questions": len(groups),
+    }
 
 
 # -- choosing the combination on the held-out articles --------------------------------
 
 
 def held_metrics(
-    held: list[HeldQuestion], c: Combination | None, lines: dict[str, float]
+    held: list[Group], c: Combination | None, lines: dict[str, float]
 ) -> dict[str, float]:
     """MRR and R@1 on the held-out answerable questions, and the share of each kind declined
     at each level's line, with the checker combined as `c` (None: without it)."""
     ranks: list[int | None] = []
-    firsts: list[tuple[bool, float]] = []
+    firsts: list[tuple[str, float]] = []
     for h in held:
-        score, conf = h.scores.astype(np.float32).copy(), h.confidence.astype(np.float32).copy()
-        correct = h.correct
-        if c is not None:
-            depth = min(c.depth, len(score))
-            top = np.arange(depth)  # the held ranking is sorted best first
-            combine(c, score, conf, top, h.logits[:depth])
-            order = np.argsort(-score, kind="stable")
-            correct, conf = correct[order], conf[order]
+        _, conf, correct = _combined(h, c)
         if h.answerable:
             ranks.append(first_hit(list(correct)))
-        firsts.append((h.answerable, float(conf[0]) if len(conf) else -1e9))
+        kind = "answerable" if h.answerable else "offtopic" if h.offtopic else "unanswerable"
+        firsts.append((kind, float(conf[0]) if len(conf) else -1e9))
     n = max(1, len(ranks))
     out = {
         "mrr": round(sum(1.0 / r for r in ranks if r) / n, 4),
         "r1": round(sum(1 for r in ranks if r == 1) / n, 4),
     }
-    answerable = [f for a, f in firsts if a]
-    unanswerable = [f for a, f in firsts if not a]
     for name, line in lines.items():
-        out[f"declined_{name}"] = round(float(np.mean([f < line for f in answerable])), 4)
-        out[f"declined_unanswerable_{name}"] = round(
-            float(np.mean([f < line for f in unanswerable])), 4
-        )
+        for kind, label in (
+            ("answerable", ""),
+            ("unanswerable", "unanswerable_"),
+            ("offtopic", "offtopic_"),
+        ):
+            values = [f < line for k, f in firsts if k == kind]
+            out[f"declined_{label}{name}"] = round(float(np.mean(values)), 4) if values else 0.0
     return out
+
+
+def _combined(h: Group, c: Combination | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A held-out question's scores, confidences and correct flags, best first, with the
+    checker combined as `c` (None: as ranked without it)."""
+    score, conf = h.scores.astype(np.float32).copy(), h.confidence.astype(np.float32).copy()
+    if c is None or len(h.logits) < 2:
+        return score, conf, h.correct
+    odds, p = answered(h.logits)
+    combine(c, score, conf, np.arange(len(odds)), odds, p)
+    order = np.argsort(-score, kind="stable")
+    return score[order], conf[order], h.correct[order]
 
 
 def _line_for(confidences: np.ndarray, share: float) -> float:
@@ -459,76 +536,64 @@ def _line_for(confidences: np.ndarray, share: float) -> float:
 
 
 def choose_combination(
-    held: list[HeldQuestion],
+    held: list[Group],
     depths: Sequence[int] = DEPTHS,
-    rank_weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
-    confidence_weights: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+    rank_weights: Sequence[float] = RANK_WEIGHTS,
+    confidence_weights: Sequence[float] = CONFIDENCE_WEIGHTS,
 ) -> tuple[Combination, list[dict[str, Any]]]:
-    """The combination chosen on the held-out even articles: first the ranking (best MRR,
-    then the smallest depth within 0.002 of it), then the confidence weight that declines
-    the most unanswerable questions at the balanced level with the answerable questions
-    declined as often as without the checker; every trial is returned for the record."""
+    """The combination chosen on the held-out even articles: first the ranking (reordering
+    the best `depth` by the checker only where that gains REORDER_GAIN MRR over leaving
+    them), then the confidence weight that declines the most unanswerable questions at the
+    balanced level with the answerable questions declined as often as without the checker
+    and the off-topic ones at least as often; every trial is returned for the record."""
     answerable = np.array([h.confidence[0] for h in held if h.answerable and len(h.confidence)])
     shares = {name: float(np.mean(answerable < ABSTAIN_LEVELS[name])) for name in LEVEL_ORDER}
-    identity = Combination(
-        1,
-        0.0,
-        0.0,
-        tuple(ABSTAIN_LEVELS[n] for n in LEVEL_ORDER),
-        tuple(ABSTAIN_LEVELS[n] for n in LEVEL_ORDER),
-    )
+    same = tuple(ABSTAIN_LEVELS[n] for n in LEVEL_ORDER)
+    asked = [h for h in held if h.answerable]
     trials: list[dict[str, Any]] = []
-    best_rank: tuple[float, int, float] | None = None
-    rank_results = {}
-    for depth in depths:
-        for rw in rank_weights:
-            c = Combination(depth, rw, 0.0, identity.knots_from, identity.knots_to)
-            m = held_metrics([h for h in held if h.answerable], c, {})
-            rank_results[(depth, rw)] = m["mrr"]
-            trials.append({"depth": depth, "rank_weight": rw, **m})
-    top_mrr = max(rank_results.values())
-    depth, rw = min(
-        (k for k, v in rank_results.items() if v >= top_mrr - 0.002),
-        key=lambda k: (k[0], -rank_results[k]),
-    )
-    del best_rank
+    plain = held_metrics(asked, Combination(1, 0.0, 0.0, same, same), {})["mrr"]
+    depth, rw, best = 1, 0.0, plain
+    trials.append({"depth": 1, "rank_weight": 0.0, "mrr": plain})
+    for d in depths:
+        for w in rank_weights:
+            m = held_metrics(asked, Combination(d, w, 0.0, same, same), {})
+            trials.append({"depth": d, "rank_weight": w, **m})
+            if m["mrr"] >= plain + REORDER_GAIN and m["mrr"] > best:
+                depth, rw, best = d, w, m["mrr"]
+    offtopic = held_metrics(held, None, ABSTAIN_LEVELS)["declined_offtopic_balanced"]
     chosen: Combination | None = None
     best_unanswerable = -1.0
     for cw in confidence_weights:
         c = Combination(depth, rw, cw, (0.0, 1.0), (0.0, 1.0))
-        mixed = _first_confidences(held, c)
-        ans = np.array([f for a, f in mixed if a])
+        firsts = [(h.answerable, float(_combined(h, c)[1][0])) for h in held if len(h.scores)]
+        ans = np.array([f for a, f in firsts if a])
         lines = [_line_for(ans, shares[n]) for n in LEVEL_ORDER]
         for i in range(1, len(lines)):  # a few held-out questions may tie two levels
             lines[i] = max(lines[i], lines[i - 1] + 1e-4)
-        knots_from = tuple(lines)
-        c = Combination(depth, rw, cw, knots_from, tuple(ABSTAIN_LEVELS[n] for n in LEVEL_ORDER))
+        c = Combination(depth, rw, cw, tuple(lines), same)
         m = held_metrics(held, c, ABSTAIN_LEVELS)
         trials.append({"depth": depth, "rank_weight": rw, "confidence_weight": cw, **m})
-        if m["declined_unanswerable_balanced"] > best_unanswerable:
+        safe = m["declined_offtopic_balanced"] >= offtopic or cw == 0.0
+        if safe and m["declined_unanswerable_balanced"] > best_unanswerable:
             best_unanswerable, chosen = m["declined_unanswerable_balanced"], c
     assert chosen is not None
     return chosen, trials
 
 
-def _first_confidences(held: list[HeldQuestion], c: Combination) -> list[tuple[bool, float]]:
-    out = []
-    for h in held:
-        score, conf = h.scores.astype(np.float32).copy(), h.confidence.astype(np.float32).copy()
-        depth = min(c.depth, len(score))
-        combine(c, score, conf, np.arange(depth), h.logits[:depth])
-        out.append((h.answerable, float(conf[int(np.argmax(score))])))
-    return out
+def score_held(held: list[Group], folder: Path, table: TokenTable) -> float:
+    """The shipped checker's logits for each held-out question (through the numpy runtime
+    the question path uses); the milliseconds a question took."""
+    from retriever.checker import _one_blas_thread
 
-
-def score_held(held: list[HeldQuestion], folder: Path, model_dir: Path, depth: int) -> None:
-    """The shipped checker's log-odds for each held-out question's first `depth` sentences
-    (through the numpy runtime the question path uses)."""
-    from retriever.checker import AnswerChecker
-
-    checker = AnswerChecker(folder, model_dir)
-    for h in held:
-        h.logits = checker.logits(h.text, h.sentences[:depth])
+    checker = AnswerChecker(folder)
+    started = time.perf_counter()
+    with _one_blas_thread():
+        for h in held:
+            s, mask = sentence_tokens(table, h.positions, checker.max_pieces)
+            h.logits = checker.read(
+                table.projection, h.question, h.features, h.vector, s, mask, h.scalars
+            )
+    return 1000 * (time.perf_counter() - started) / max(1, len(held))
 
 
 def save(
@@ -537,34 +602,33 @@ def save(
     config: TrainConfig,
     combination: Combination,
     record: dict[str, Any],
+    dim: int,
 ) -> None:
-    """checker.safetensors (fp16) and checker.json beside it."""
-    import torch
+    """checker.safetensors (float32) and checker.json beside it."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.to(torch.float16) for k, v in trained["tensors"].items()}
     tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp))
+    save_file(trained["tensors"], str(tmp))
     tmp.replace(folder / WEIGHTS_FILE)
-    write_config(folder, trained, config, combination, record)
+    write_config(folder, config, combination, record, dim)
 
 
 def write_config(
     folder: Path,
-    trained: dict[str, Any],
     config: TrainConfig,
     combination: Combination,
     record: dict[str, Any],
+    dim: int,
 ) -> None:
     body = {
         "model": {
+            "kind": "interaction",
             "base": "all-MiniLM-L6-v2",
-            "layers": config.layers,
-            "max_tokens": config.max_tokens,
-            "heads": trained["heads"],
-            "layer_norm_eps": trained["layer_norm_eps"],
-            "pooling": "cls+mean",
+            "dim": dim,
+            "candidates": config.candidates,
+            "max_pieces": config.max_pieces,
+            "hidden": config.hidden,
         },
         "combination": {
             "depth": combination.depth,
@@ -581,38 +645,27 @@ def write_config(
     tmp.replace(folder / CONFIG_FILE)
 
 
-def load_trained(folder: Path, model_dir: Path) -> Any:
+def load_trained(folder: Path) -> Any:
     """The shipped checker back in torch (eval mode), to check the numpy runtime against."""
     import torch
     from safetensors.torch import load_file
 
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    model = _build_model(model_dir, TrainConfig(layers=int(config["model"]["layers"])))
-    tensors = {k: v.float() for k, v in load_file(str(folder / WEIGHTS_FILE)).items()}
-    with torch.no_grad():
-        model.position.copy_(tensors["embeddings.position_embeddings.weight"])
-        model.types.copy_(tensors["embeddings.token_type_embeddings.weight"])
-        model.emb_ln.weight.copy_(tensors["embeddings.LayerNorm.weight"])
-        model.emb_ln.bias.copy_(tensors["embeddings.LayerNorm.bias"])
-        model.head.weight.copy_(tensors["head.weight"].reshape(1, -1))
-        model.head.bias.copy_(tensors["head.bias"])
-        for i, layer in enumerate(list(model.layers)):
-            for mod, name in layer.names().items():
-                mod.weight.copy_(tensors[f"encoder.layer.{i}.{name}.weight"])
-                mod.bias.copy_(tensors[f"encoder.layer.{i}.{name}.bias"])
+    m = config["model"]
+    train_config = TrainConfig(**config["training"])
+    model = _build_model(train_config, int(m["dim"]))
+    model.load_state_dict({k: v.float() for k, v in load_file(str(folder / WEIGHTS_FILE)).items()})
     model.eval()
+    del torch
     return model
 
 
-def torch_logits(model: Any, model_dir: Path, question: str, sentences: list[str]) -> np.ndarray:
-    """`load_trained`'s log-odds for these pairs (as `AnswerChecker.logits`)."""
+def torch_logits(model: Any, group: Group, table: TokenTable, config: TrainConfig) -> np.ndarray:
+    """`load_trained`'s logits [none, candidates] for one question (as `AnswerChecker.read`)."""
     import torch
-    from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=TrainConfig().max_tokens)
-    pairs = [Pair(question, s, 0.0) for s in sentences]
-    ids, types, mask, _ = _batches(tokenizer, pairs, len(pairs))[0]
+    proj = torch.from_numpy(np.ascontiguousarray(table.projection, dtype=np.float32))
+    *inputs, _ = _batch([group], table, config)
     with torch.no_grad():
-        return np.asarray(model(ids, types, mask).numpy(), dtype=np.float32)
+        out = model(proj, *inputs)[0].numpy()
+    return np.asarray(out[: 1 + min(len(group.positions), config.candidates)], dtype=np.float32)

@@ -84,10 +84,7 @@ def _softmax_inplace(scores: np.ndarray, key_bias: np.ndarray) -> None:
 
 
 class BertLayer:
-    """One transformer layer's weights, transposed so that activations multiply on the left.
-
-    Public for the answer checker (retriever/checker.py), which runs fine-tuned layers of
-    its own through the same arithmetic."""
+    """One transformer layer's weights, transposed so that activations multiply on the left."""
 
     def __init__(self, tensors: dict[str, np.ndarray], prefix: str, scale: float) -> None:
         def get(name: str) -> np.ndarray:
