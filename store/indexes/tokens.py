@@ -251,8 +251,9 @@ class _Pieces:
         return out.view(self.dtype)
 
 
-def _inverse_norms(tokens: np.ndarray, piece: int = 1 << 20) -> np.ndarray:
-    """1 / the norm of each int8 row, a piece at a time (bounded temporaries)."""
+def _inverse_norms(tokens: np.ndarray, piece: int = 1 << 16) -> np.ndarray:
+    """1 / the norm of each int8 row, a piece at a time (bounded temporaries: pieces of
+    1 << 20 rows took ~0.8 GB, a build's peak at 20k passages, at the same speed)."""
     out = np.empty(len(tokens), dtype=np.float32)
     for start in range(0, len(tokens), piece):
         rows = np.asarray(tokens[start : start + piece], dtype=np.float32)
