@@ -17,7 +17,7 @@ from store.indexes import vectors as dense_vectors
 from store.indexes.bm25 import BM25, Rows
 from store.indexes.seams import Allowed, LexicalIndex, SampleScores, VectorIndex
 from store.indexes.texts import TextTable
-from store.indexes.tokens import TokenTable
+from store.indexes.tokens import TokenTable, TokenTableBuilder
 from store.indexes.vectors import build_dense, dense_kind
 from store.seams import Store, StoreReads, UnitRow
 
@@ -200,7 +200,9 @@ def _unit_from_store(
     # rows come from one snapshot (`build_indexes`), so they agree.
     count = store.unit_count(table) if local else 0
     matrix = np.empty((count, dim), dtype=np.float32)
-    token_rows: list[tuple[np.ndarray, np.ndarray] | None] = []
+    # Each row's token vectors are copied in once, not kept as objects (`TokenTableBuilder`).
+    projection = store.token_projection() if table == "sentences" else None
+    token_rows = None if projection is None else TokenTableBuilder(projection)
     for row, unit_row in enumerate(store.iter_units(table)):
         rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks = unit_row
         rowids.append(rowid)
@@ -215,11 +217,8 @@ def _unit_from_store(
         if table == "sentences":
             texts.append(text)
             spans.append((first, last))
-            token_rows.append(
-                None
-                if ids is None or toks is None
-                else (np.frombuffer(ids, np.int32), np.frombuffer(toks, np.int8))
-            )
+            if token_rows is not None:
+                token_rows.add(None if ids is None or toks is None else (ids, toks))
     matrix = matrix[: len(rowids)]  # a row whose vector is missing is not joined
     unit = UnitIndex(
         rowids=np.asarray(rowids, dtype=np.int64),
@@ -232,9 +231,8 @@ def _unit_from_store(
     if table == "sentences":
         span = np.asarray(spans, dtype=np.int32).reshape(-1, 2)
         unit.texts, unit.start, unit.end = TextTable.of(texts), span[:, 0].copy(), span[:, 1].copy()
-        projection = store.token_projection()
-        if projection is not None:
-            unit.tokens = TokenTable.of(token_rows, projection)
+        if token_rows is not None:
+            unit.tokens = token_rows.build()
     return unit, keys
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from store.indexes import tokens as tokens_module
 from store.indexes.saved import open_indexes
 from store.indexes.tokens import fit_projection, quantize
 from store.ingest import Ingestor
@@ -89,3 +90,38 @@ def test_quantized_tokens_keep_their_directions() -> None:
     got = codes.astype(np.float32)
     cosine = (exact * got).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(got, axis=1)
     assert cosine.min() > 0.999
+
+
+def test_the_token_table_is_built_in_pieces_as_one_concatenation_of_the_stored_rows(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pieces of 100 bytes: rows straddle them, as 64 MB pieces do at a million passages.
+    monkeypatch.setattr(tokens_module, "_PIECE_BYTES", 100)
+    Ingestor(store, HashingEmbedder()).ingest(
+        [
+            article(),
+            article("An orchard of apple trees was planted. It gave fruit.", key="orchard"),
+            article("The ferry sails at dawn. Gulls follow it.", key="ferry", title="Port"),
+        ]
+    )
+    built = open_indexes(store, tmp_path / "index").sentences
+    table = built.tokens
+    assert table is not None and len(table) == len(built.rowids) == 7
+    # The table as it was made before: every sentence's stored rows, in index order,
+    # concatenated, and the IDF of their word pieces over the sentences.
+    stored = {
+        int(rowid): (bytes(ids), bytes(vecs))
+        for rowid, ids, vecs in store.execute(
+            "SELECT s.id, t.ids, t.vecs FROM sentences s"
+            " JOIN token_vectors t ON t.hash = s.vec_hash"
+        ).fetchall()
+    }
+    assert len(stored) == 7
+    rows = [stored[int(rowid)] for rowid in built.rowids]
+    ids = np.concatenate([np.frombuffer(i, np.int32) for i, _ in rows])
+    vecs = np.concatenate([np.frombuffer(v, np.int8) for _, v in rows]).reshape(-1, 64)
+    counts = [len(i) // 4 for i, _ in rows]
+    assert table.tokens.dtype == np.int8 and table.tokens.tobytes() == vecs.tobytes()
+    assert table.offsets.tolist() == np.concatenate([[0], np.cumsum(counts)]).tolist()
+    assert table.idf.tobytes() == tokens_module._idf(ids, 7).tobytes()
+    assert table.inverse_norms.tobytes() == tokens_module._inverse_norms(vecs).tobytes()
