@@ -221,6 +221,9 @@ class Folding:
     # tried only when its salience is at least `name_ratio` of the most salient one's.
     names: int = 2
     name_ratio: float = 0.5
+    # Whether an unsure question tried as two names is also ranked as asked (a third
+    # reading: the surest guard, and the dearest).
+    asked_too: bool = False
 
 
 @dataclass(frozen=True)
@@ -460,6 +463,7 @@ def read_in_context(
         context_used=tuple(sorted(used)),
         prior=prior,
         seen=seen,
-        sure=sure or text == question,  # one reading only: nothing to check it against
+        # one reading only: nothing to check it against
+        sure=sure or text == question or (bool(others) and not folding.asked_too),
         others=tuple(others),
     )
