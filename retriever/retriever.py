@@ -111,14 +111,10 @@ class Retriever:
         reading = read_in_context(question, history, self.folding)
         with self.snapshots.answering():
             snapshot = self.snapshots.current()
-            t0 = time.perf_counter()
-            # The encode keeps BLAS's threads: the numpy runtime's products are large enough to
-            # gain from both cores (7.3 ms against 10.5 ms on one).
-            queries = encode_queries(snapshot.indexes, self.embedder, _texts(reading), mode)
             t1 = time.perf_counter()
+            ranked, reading, embed = self._rank_reading(snapshot, reading, mode, collections)
+            t2 = time.perf_counter()
             with _one_blas_thread():
-                ranked, reading = self._rank_reading(snapshot, queries, mode, collections, reading)
-                t2 = time.perf_counter()
                 answers = choose(
                     snapshot,
                     ranked,
@@ -126,10 +122,10 @@ class Retriever:
                     self._threshold(mode, abstain_below),
                     self.weights.relative_floor,
                 )
-                t3 = time.perf_counter()
+            t3 = time.perf_counter()
         timings = {
-            "embed": (t1 - t0) * 1000,
-            "search": (t2 - t1) * 1000,
+            "embed": embed * 1000,
+            "search": (t2 - t1 - embed) * 1000,
             "select": (t3 - t2) * 1000,
             "total": (t3 - started) * 1000,
         }
@@ -179,8 +175,7 @@ class Retriever:
         (evaluation)."""
         reading = read_in_context(check_question(question), history, self.folding)
         snapshot = self.snapshots.current()
-        queries = encode_queries(snapshot.indexes, self.embedder, _texts(reading), mode)
-        ranked, reading = self._rank_reading(snapshot, queries, mode, collections, reading)
+        ranked, reading, _ = self._rank_reading(snapshot, reading, mode, collections)
         assert ranked.confidence is not None
         return (
             Ranked(ranked.positions[:depth], ranked.scores[:depth], ranked.confidence[:depth]),
@@ -266,37 +261,56 @@ class Retriever:
     def _rank_reading(
         self,
         snapshot: Snapshot,
-        queries: list[Query],
+        reading: Reading,
         mode: Mode,
         collections: list[str] | None,
-        reading: Reading,
-    ) -> tuple[Ranked, Reading]:
-        """The ranking for a question as read; where the reading is unsure (`_texts` then
-        gave the question as asked too), the folded one only when it is the more confident
-        by `Folding.keep_margin`."""
-        ranked = self._rank(snapshot, queries[0], mode, collections, reading)
-        # The other folded readings (the next most salient names): the most confident wins.
-        for text, query in zip(reading.others, queries[1 : 1 + len(reading.others)], strict=True):
-            other = self._rank(snapshot, query, mode, collections, reading)
-            if other.scores.size and (
-                ranked.scores.size == 0 or _confidence(other) > _confidence(ranked)
+    ) -> tuple[Ranked, Reading, float]:
+        """The ranking for a question as read, the reading kept, and the seconds spent
+        encoding.
+
+        The first reading (the most salient name) is ranked first. The others (the next
+        names, `reading.others`, and where the reading is unsure the question as asked) are
+        encoded and ranked only when its best sentence is less confident than
+        `Folding.others_below`: then the most confident of the names wins, and it is kept
+        over the question as asked only when the more confident by `Folding.keep_margin`."""
+        texts = _texts(reading)
+        t = time.perf_counter()
+        queries = encode_queries(snapshot.indexes, self.embedder, texts[:1], mode)
+        embed = time.perf_counter() - t
+        with _one_blas_thread():
+            ranked = self._rank(snapshot, queries[0], mode, collections, reading)
+        if len(texts) == 1 or (
+            ranked.scores.size and _confidence(ranked) >= self.folding.others_below
+        ):
+            return ranked, replace(reading, others=()), embed
+        t = time.perf_counter()
+        queries += encode_queries(snapshot.indexes, self.embedder, texts[1:], mode)
+        embed += time.perf_counter() - t
+        with _one_blas_thread():
+            # The other folded readings (the next most salient names): the most confident wins.
+            for text, query in zip(
+                reading.others, queries[1 : 1 + len(reading.others)], strict=True
             ):
-                ranked, reading = other, replace(reading, text=text)
-        if len(queries) == 1 + len(reading.others):
-            return ranked, replace(reading, others=())
-        # The question as asked, still leaning on the conversation's articles or not.
-        plain = (
-            replace(reading, text=reading.asked, others=())
-            if self.folding.unsure_prior
-            else Reading(reading.asked)
-        )
-        alone = self._rank(snapshot, queries[-1], mode, collections, plain)
+                other = self._rank(snapshot, query, mode, collections, reading)
+                if other.scores.size and (
+                    ranked.scores.size == 0 or _confidence(other) > _confidence(ranked)
+                ):
+                    ranked, reading = other, replace(reading, text=text)
+            if len(queries) == 1 + len(reading.others):
+                return ranked, replace(reading, others=()), embed
+            # The question as asked, still leaning on the conversation's articles or not.
+            plain = (
+                replace(reading, text=reading.asked, others=())
+                if self.folding.unsure_prior
+                else Reading(reading.asked)
+            )
+            alone = self._rank(snapshot, queries[-1], mode, collections, plain)
         if alone.scores.size == 0 or (
             ranked.scores.size
             and _confidence(ranked) >= _confidence(alone) + self.folding.keep_margin
         ):
-            return ranked, replace(reading, others=())
-        return alone, plain
+            return ranked, replace(reading, others=()), embed
+        return alone, plain, embed
 
     def _lean_on(self, snapshot: Snapshot, scored: Scored, reading: Reading) -> None:
         """Sentences of the articles the conversation's answers quoted score higher, by
