@@ -16,6 +16,7 @@ import numpy as np
 from store.indexes import vectors as dense_vectors
 from store.indexes.bm25 import BM25, Rows
 from store.indexes.seams import Allowed, LexicalIndex, SampleScores, VectorIndex
+from store.indexes.spill import SPILL_ROWS, Spill, shrink
 from store.indexes.texts import TextTable
 from store.indexes.tokens import TokenTable, TokenTableBuilder
 from store.indexes.vectors import build_dense, dense_kind
@@ -190,19 +191,27 @@ def _unit_from_store(
     *,
     local: bool = True,
     visit: Callable[[Unit, UnitRow], None] | None = None,
+    spill: Spill | None = None,
 ) -> tuple[UnitIndex, list[tuple[str, int]]]:
     """One unit's tables; with `local` False, without its vectors and BM25 (searched in
-    another engine, which `visit` sees every row for)."""
+    another engine, which `visit` sees every row for). With `spill`, a unit of at least
+    SPILL_ROWS rows has its vectors and token vectors built into files there."""
     rowids, article, position, docs, keys, texts, spans = [], [], [], [], [], [], []
     dim = store.dim
     # Filled in place: a list of per-row byte strings joined at the end would hold every
     # vector twice, 15 GB at a million passages' five million sentences. The count and the
     # rows come from one snapshot (`build_indexes`), so they agree.
-    count = store.unit_count(table) if local else 0
-    matrix = np.empty((count, dim), dtype=np.float32)
+    total = store.unit_count(table)
+    count = total if local else 0
+    spill = spill if spill is not None and total >= SPILL_ROWS else None
+    matrix = (
+        np.empty((count, dim), dtype=np.float32)
+        if spill is None or count == 0
+        else spill.matrix(f"{table}.vectors.npy", count, dim, np.float32)
+    )
     # Each row's token vectors are copied in once, not kept as objects (`TokenTableBuilder`).
     projection = store.token_projection() if table == "sentences" else None
-    token_rows = None if projection is None else TokenTableBuilder(projection)
+    token_rows = None if projection is None else TokenTableBuilder(projection, spill)
     for row, unit_row in enumerate(store.iter_units(table)):
         rowid, article_id, _c, title, text, idx, vec, first, last, ids, toks = unit_row
         rowids.append(rowid)
@@ -219,7 +228,8 @@ def _unit_from_store(
             spans.append((first, last))
             if token_rows is not None:
                 token_rows.add(None if ids is None or toks is None else (ids, toks))
-    matrix = matrix[: len(rowids)]  # a row whose vector is missing is not joined
+    # A row whose vector is missing is not joined.
+    matrix = shrink(matrix, len(rowids)) if isinstance(matrix, np.memmap) else matrix[: len(rowids)]
     unit = UnitIndex(
         rowids=np.asarray(rowids, dtype=np.int64),
         article=np.asarray(article, dtype=np.int32),
@@ -236,13 +246,13 @@ def _unit_from_store(
     return unit, keys
 
 
-def build_indexes(store: Store) -> Indexes:
+def build_indexes(store: Store, spill: Spill | None = None) -> Indexes:
     """Build every derived index from SQLite, from one snapshot of it: an ingest committing
     in another process between two of these reads made their rows disagree (a sentence of
     an article the articles' read had not seen: KeyError), and the generation recorded is
-    the snapshot's own."""
+    the snapshot's own. `spill`: where the largest arrays are built (see `_unit_from_store`)."""
     with store.snapshot() as snapshot:
-        return build_from_snapshot(snapshot)
+        return build_from_snapshot(snapshot, spill=spill)
 
 
 def build_from_snapshot(
@@ -250,6 +260,7 @@ def build_from_snapshot(
     *,
     local: bool = True,
     visit: Callable[[Unit, UnitRow], None] | None = None,
+    spill: Spill | None = None,
 ) -> Indexes:
     """The indexes of one snapshot. With `local` False only the tables an answer reads
     (positions, texts, spans, token vectors, sources): the vectors and words are searched
@@ -262,9 +273,11 @@ def build_from_snapshot(
     collections = sorted({r[1] for r in rows})
     coll_pos = {c: i for i, c in enumerate(collections)}
     sentences, sent_keys = _unit_from_store(
-        store, "sentences", article_pos, local=local, visit=visit
+        store, "sentences", article_pos, local=local, visit=visit, spill=spill
     )
-    passages, pass_keys = _unit_from_store(store, "passages", article_pos, local=local, visit=visit)
+    passages, pass_keys = _unit_from_store(
+        store, "passages", article_pos, local=local, visit=visit, spill=spill
+    )
     # Each sentence's passage: passages are runs [first, last] of their article's sentences.
     pass_of: dict[tuple[str, int], int] = {}
     sentence_passage = np.zeros(len(sent_keys), dtype=np.int32)

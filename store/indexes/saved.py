@@ -27,6 +27,7 @@ from store.indexes.build import (
     build_indexes,
     sample_vectors,
 )
+from store.indexes.spill import Spill, file_of
 from store.indexes.texts import TextTable
 from store.indexes.tokens import RESIDENT_TOKENS_MAX, TokenTable
 from store.indexes.vectors import dense_kind, read_dense, write_dense
@@ -110,18 +111,31 @@ def remove_abandoned_builds(folder: Path) -> None:
                 os.close(fd)
 
 
-def save_indexes(indexes: Indexes, folder: Path, model: str) -> None:
-    """Write the indexes to `folder/gen-N` and point `folder/CURRENT` at it atomically."""
+def start_building(folder: Path) -> tuple[Path, int]:
+    """A folder in `folder` to build and save a generation's indexes in (`save_indexes`),
+    and its lock: what a killed build leaves there is removed by the next."""
     folder.mkdir(parents=True, exist_ok=True)
     remove_abandoned_builds(folder)
-    tmp, lock = _new_building(folder)
+    return _new_building(folder)
+
+
+def save_indexes(
+    indexes: Indexes, folder: Path, model: str, building: tuple[Path, int] | None = None
+) -> None:
+    """Write the indexes to `folder/gen-N` and point `folder/CURRENT` at it atomically.
+
+    `building` (`start_building`) is the folder they were built in, holding the arrays
+    spilled there (store/indexes/spill.py), which stay as they are; it is moved into place
+    or removed, and its lock let go, either way."""
+    tmp, lock = start_building(folder) if building is None else building
     try:
         for name in ("sentences", "passages"):
             unit: UnitIndex = getattr(indexes, name)
             np.save(tmp / f"{name}.rowids.npy", unit.rowids)
             np.save(tmp / f"{name}.article.npy", unit.article)
             np.save(tmp / f"{name}.position.npy", unit.position)
-            np.save(tmp / f"{name}.vectors.npy", unit.vectors)
+            if file_of(unit.vectors) != tmp / f"{name}.vectors.npy":  # else built there
+                np.save(tmp / f"{name}.vectors.npy", unit.vectors)
             assert unit.bm25 is not None, "only indexes searched here are saved here"
             unit.bm25.save(tmp / f"{name}.bm25")
             if unit.texts is not None and unit.start is not None and unit.end is not None:
@@ -347,12 +361,30 @@ def open_indexes(store: Store, folder: Path) -> Indexes:
     loaded = load_indexes(folder, generation, store.model)
     if loaded is not None:
         return loaded
-    indexes = build_indexes(store)
     try:
-        save_indexes(indexes, folder, store.model)
-    except OSError as exc:  # a read-only or full disk still answers, just slower next time
+        building: tuple[Path, int] | None = start_building(folder)
+    except OSError as exc:  # a read-only disk still answers, built in memory
         log.warning("could not save indexes to %s: %s", folder, exc)
-    return indexes
+        building = None
+    indexes = build_indexes(store, spill=None if building is None else Spill(building[0]))
+    if building is None:
+        return indexes
+    try:
+        save_indexes(indexes, folder, store.model, building)
+    except OSError as exc:  # a full disk still answers, just slower next time
+        log.warning("could not save indexes to %s: %s", folder, exc)
+        return indexes
+    return _as_saved(indexes, folder, store.model)
+
+
+def _as_saved(indexes: Indexes, folder: Path, model: str) -> Indexes:
+    """The indexes just saved; read back from their folder when arrays were spilled into
+    it, so that they are mapped and read in as every saved generation is."""
+    spilled = (indexes.sentences.vectors, indexes.passages.vectors)
+    tokens = indexes.sentences.tokens
+    if not any(file_of(a) for a in spilled) and (tokens is None or tokens.file is None):
+        return indexes
+    return load_indexes(folder, indexes.generation, model) or indexes
 
 
 class LocalIndexes:
@@ -368,10 +400,17 @@ class LocalIndexes:
         self, store: Store, folder: Path, progress: Callable[[], None] | None = None
     ) -> Indexes:
         visit = None if progress is None else (lambda _unit, _row: progress())
-        with store.snapshot() as snapshot:
-            indexes = build_from_snapshot(snapshot, visit=visit)
-        save_indexes(indexes, folder, store.model)  # replaces the generation's folder whole
-        return indexes
+        building = start_building(folder)
+        try:
+            with store.snapshot() as snapshot:
+                indexes = build_from_snapshot(snapshot, visit=visit, spill=Spill(building[0]))
+        except BaseException:
+            shutil.rmtree(building[0], ignore_errors=True)
+            _unlock_building(*building)
+            raise
+        # Replaces the generation's folder whole.
+        save_indexes(indexes, folder, store.model, building)
+        return _as_saved(indexes, folder, store.model)
 
     def describe(self, store: Store, folder: Path) -> dict[str, str]:
         return {"search": "local (FAISS + BM25 in the data folder)"} | describe_indexes(

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from store.indexes.bm25 import STOPWORDS
+from store.indexes.spill import Appender, Spill, file_of
 
 PROJECTED_DIM = 96
 # Token vector files up to this size are held in memory once the indexes are read in; a
@@ -108,6 +109,9 @@ class TokenTable:
         idf: np.ndarray,
         inverse_norms: np.ndarray | None = None,
     ) -> None:
+        # The file the token vectors are mapped from when they were built into it
+        # (store/indexes/spill.py): saving there again writes nothing.
+        self.file = file_of(tokens)
         # int8 (all pieces, k). A plain view of a memory map: indexing through np.memmap's
         # subclass costs ~80 us a question in wrapping alone.
         self.tokens = tokens.view(np.ndarray) if isinstance(tokens, np.memmap) else tokens
@@ -155,7 +159,8 @@ class TokenTable:
         )
 
     def save(self, folder: Path) -> None:
-        np.save(folder / "sentences.tokens.npy", self.tokens)
+        if self.file != folder / "sentences.tokens.npy":
+            np.save(folder / "sentences.tokens.npy", self.tokens)
         np.save(folder / "sentences.token_offsets.npy", self.offsets)
         np.save(folder / "tokens.projection.npy", self.projection)
         np.save(folder / "tokens.idf.npy", self.idf)
@@ -192,11 +197,17 @@ class TokenTableBuilder:
     Python objects a row: at 4.5M sentences (14 GB of token vectors) a build was killed
     for want of memory at 21 GB."""
 
-    def __init__(self, projection: np.ndarray) -> None:
+    def __init__(self, projection: np.ndarray, spill: Spill | None = None) -> None:
+        """With `spill`, the token vectors are written into its folder as they come (a
+        table too large to hold in memory alongside the rest of a build)."""
         self.projection = projection
         self._counts = array("q")
         self._ids = _Pieces(np.int32)
-        self._tokens = _Pieces(np.int8)
+        self._tokens: _Pieces | Appender = (
+            _Pieces(np.int8)
+            if spill is None
+            else spill.appender("sentences.tokens.npy", np.int8, projection.shape[1])
+        )
 
     def add(self, row: tuple[bytes, bytes] | None) -> None:
         """The next sentence's (word piece ids, int8 vectors) as stored, or None."""
@@ -218,7 +229,10 @@ class TokenTableBuilder:
         ids = self._ids.joined()
         idf = _idf(ids, sentences)
         del ids
-        tokens = self._tokens.joined().reshape(-1, self.projection.shape[1])
+        if isinstance(self._tokens, Appender):
+            tokens = self._tokens.finish()
+        else:
+            tokens = self._tokens.joined().reshape(-1, self.projection.shape[1])
         return TokenTable(tokens, offsets, self.projection, idf)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from store.indexes import build as build_module
 from store.indexes import tokens as tokens_module
 from store.indexes.saved import open_indexes
 from store.indexes.tokens import fit_projection, quantize
@@ -125,3 +126,35 @@ def test_the_token_table_is_built_in_pieces_as_one_concatenation_of_the_stored_r
     assert table.offsets.tolist() == np.concatenate([[0], np.cumsum(counts)]).tolist()
     assert table.idf.tobytes() == tokens_module._idf(ids, 7).tobytes()
     assert table.inverse_norms.tobytes() == tokens_module._inverse_norms(vecs).tobytes()
+
+
+def test_a_large_build_fills_its_files_as_it_goes_and_saves_what_a_build_in_memory_saves(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At a million passages the vectors and token vectors (21 GB) were held in memory and
+    # the build was killed for want of it; past SPILL_ROWS they are written into the files
+    # they are saved as. Here every unit counts as large.
+    Ingestor(store, HashingEmbedder()).ingest(
+        [
+            article(),
+            article("An orchard of apple trees was planted. It gave fruit.", key="orchard"),
+            article("The ferry sails at dawn. Gulls follow it.", key="ferry", title="Port"),
+        ]
+    )
+    in_memory = open_indexes(store, tmp_path / "memory")
+    assert in_memory.mapped_from is None  # built here, not read back
+    monkeypatch.setattr(build_module, "SPILL_ROWS", 1)
+    spilled = open_indexes(store, tmp_path / "spilled")
+    assert spilled.mapped_from is not None  # read back from the files it was built into
+    memory_files = sorted((tmp_path / "memory").glob("gen-*/*"))
+    spilled_files = sorted((tmp_path / "spilled").glob("gen-*/*"))
+    assert [p.name for p in memory_files] == [p.name for p in spilled_files]
+    for a, b in zip(memory_files, spilled_files, strict=True):
+        if a.suffix == ".npy":
+            np.testing.assert_array_equal(np.load(a), np.load(b), err_msg=a.name)
+    assert not list((tmp_path / "spilled").glob(".building-*"))
+    again = open_indexes(store, tmp_path / "spilled")  # and it loads as any saved generation
+    assert again.sentences.tokens is not None
+    assert np.asarray(again.sentences.tokens.tokens).tobytes() == np.asarray(
+        in_memory.sentences.tokens.tokens  # type: ignore[union-attr]
+    ).tobytes()
