@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 
 INDEX_VERSION = 8  # 5: BM25 heads carry their weights; 6: sentence texts and spans; 7-8: tokens
 
+# Which engine searched the indexes a folder was saved for: "local" saves them whole (FAISS,
+# BM25 and the tables an answer reads), "qdrant" only the tables (`save_tables`). Manifests
+# from before the field are local.
+Backend = Literal["local", "qdrant"]
+
 
 # A `.building-*` folder with no lock file beside it (saved by a qabot from before they had
 # one) is only taken for abandoned once this old.
@@ -129,21 +134,13 @@ def save_indexes(
     or removed, and its lock let go, either way."""
     tmp, lock = start_building(folder) if building is None else building
     try:
+        _save_tables(indexes, tmp)
         for name in ("sentences", "passages"):
             unit: UnitIndex = getattr(indexes, name)
-            np.save(tmp / f"{name}.rowids.npy", unit.rowids)
-            np.save(tmp / f"{name}.article.npy", unit.article)
-            np.save(tmp / f"{name}.position.npy", unit.position)
             if file_of(unit.vectors) != tmp / f"{name}.vectors.npy":  # else built there
                 np.save(tmp / f"{name}.vectors.npy", unit.vectors)
             assert unit.bm25 is not None, "only indexes searched here are saved here"
             unit.bm25.save(tmp / f"{name}.bm25")
-            if unit.texts is not None and unit.start is not None and unit.end is not None:
-                unit.texts.save(tmp / name)
-                np.save(tmp / f"{name}.start.npy", unit.start)
-                np.save(tmp / f"{name}.end.npy", unit.end)
-            if unit.tokens is not None:
-                unit.tokens.save(tmp)
             # A flat index is the vectors themselves, rebuilt on load in milliseconds.
             if dense_kind(len(unit.rowids)) != "flat":
                 write_dense(unit.dense(), tmp / f"{name}.faiss")
@@ -151,39 +148,95 @@ def save_indexes(
         indexes.sample_vectors = sample_vectors(indexes)
         for name, vectors in zip(UNITS, indexes.sample_vectors, strict=True):
             np.save(tmp / f"sample.{name}.vectors.npy", vectors)
-        np.save(tmp / "article_collection.npy", indexes.article_collection)
-        assert indexes.article_sources is not None and indexes.sample_rows is not None
-        indexes.article_sources.save(tmp / "articles")
-        np.save(tmp / "sentence_passage.npy", indexes.sentence_passage)
+        assert indexes.sample_rows is not None
         from scipy import sparse
 
         for name, rows in zip(UNITS, indexes.sample_rows, strict=True):
             assert isinstance(rows, Rows)
             sparse.save_npz(tmp / f"sample.{name}.npz", rows.weights, compressed=False)
-        manifest = {
-            "version": INDEX_VERSION,
-            "generation": indexes.generation,
-            "model": model,
-            "article_ids": indexes.article_ids,
-            "collections": indexes.collections,
+        manifest = _manifest(indexes, model, "local") | {
             "dense": {
                 name: getattr(indexes, name).dense_info for name in ("sentences", "passages")
             },
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        final = folder / f"gen-{indexes.generation}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        pointer = folder / "CURRENT.tmp"
-        pointer.write_text(final.name, encoding="utf-8")
-        os.replace(pointer, folder / "CURRENT")
+        _commit(tmp, folder, indexes.generation, manifest)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        _unlock_building(tmp, lock)
+        _end_building(tmp, lock)
+    _remove_other_generations(folder, indexes.generation)
+
+
+def save_tables(
+    indexes: Indexes, folder: Path, model: str, dim: int, building: tuple[Path, int]
+) -> None:
+    """Write the tables an answer reads (built with `local=False`: their vectors and words
+    are searched in another engine) to `folder/gen-N`, as `save_indexes` writes the rest."""
+    tmp, lock = building
+    try:
+        _save_tables(indexes, tmp)
+        _commit(tmp, folder, indexes.generation, _manifest(indexes, model, "qdrant", dim))
+    finally:
+        _end_building(tmp, lock)
+    _remove_other_generations(folder, indexes.generation)
+
+
+def _save_tables(indexes: Indexes, tmp: Path) -> None:
+    """What every saved generation holds, whichever engine searches it: positions, texts,
+    spans, token vectors (kept where they were built, `TokenTable.save`) and sources."""
+    for name in UNITS:
+        unit: UnitIndex = getattr(indexes, name)
+        np.save(tmp / f"{name}.rowids.npy", unit.rowids)
+        np.save(tmp / f"{name}.article.npy", unit.article)
+        np.save(tmp / f"{name}.position.npy", unit.position)
+        if unit.texts is not None and unit.start is not None and unit.end is not None:
+            unit.texts.save(tmp / name)
+            np.save(tmp / f"{name}.start.npy", unit.start)
+            np.save(tmp / f"{name}.end.npy", unit.end)
+        if unit.tokens is not None:
+            unit.tokens.save(tmp)
+    np.save(tmp / "article_collection.npy", indexes.article_collection)
+    assert indexes.article_sources is not None
+    indexes.article_sources.save(tmp / "articles")
+    np.save(tmp / "sentence_passage.npy", indexes.sentence_passage)
+
+
+def _manifest(
+    indexes: Indexes, model: str, backend: Backend, dim: int | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "version": INDEX_VERSION,
+        "backend": backend,
+        "generation": indexes.generation,
+        "model": model,
+        "article_ids": indexes.article_ids,
+        "collections": indexes.collections,
+    }
+    if dim is not None:
+        out["dim"] = dim
+    return out
+
+
+def _commit(tmp: Path, folder: Path, generation: int, manifest: dict[str, Any]) -> None:
+    """The built folder moved into place as `folder/gen-N`, then `CURRENT` pointed at it."""
+    (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    final = folder / f"gen-{generation}"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    pointer = folder / "CURRENT.tmp"
+    pointer.write_text(final.name, encoding="utf-8")
+    os.replace(pointer, folder / "CURRENT")
+
+
+def _end_building(tmp: Path, lock: int) -> None:
+    """A build's folder removed (unless moved into place) and its lock let go."""
+    if tmp.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    _unlock_building(tmp, lock)
+
+
+def _remove_other_generations(folder: Path, generation: int) -> None:
     for old in folder.glob("gen-*"):
-        if old.name != f"gen-{indexes.generation}":
+        if old.name != f"gen-{generation}":
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -218,7 +271,11 @@ def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
         _, manifest = _current_manifest(folder)
     except (OSError, ValueError):
         return {"index": "not built yet (built by the next ask)"}
-    if manifest.get("generation") != generation or manifest.get("version") != INDEX_VERSION:
+    if (manifest.get("generation"), manifest.get("version"), _backend(manifest)) != (
+        generation,
+        INDEX_VERSION,
+        "local",
+    ):
         return {"index": "out of date (rebuilt by the next ask)"}
     out = {}
     for name, info in manifest.get("dense", {}).items():
@@ -232,6 +289,10 @@ def describe_indexes(folder: Path, generation: int) -> dict[str, str]:
     return out
 
 
+def _backend(manifest: dict[str, Any]) -> str:
+    return str(manifest.get("backend", "local"))
+
+
 def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
     """The saved indexes for this generation, memory-mapped, or None when missing, stale or
     unreadable.
@@ -241,15 +302,47 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
     one-off `qabot ask` needs only a few of their pages. A process that stays up calls
     `make_resident` to read them into memory behind its first questions (see there).
     """
+    return _load(folder, generation, model, "local", quiet=True)
+
+
+def load_tables(folder: Path, generation: int, model: str) -> Indexes | None:
+    """The tables an answer reads saved for this generation by `save_tables`, memory-mapped
+    (`load_indexes`), or None, saying why in the log, when missing, stale or unreadable.
+    Their search is another engine's to attach (`qdrant.QdrantIndexes`)."""
+    return _load(folder, generation, model, "qdrant", quiet=False)
+
+
+def _load(
+    folder: Path, generation: int, model: str, backend: Backend, *, quiet: bool
+) -> Indexes | None:
     remove_abandoned_builds(folder)
     try:
         gen_dir, manifest = _current_manifest(folder)
-        if (manifest["version"], manifest["generation"], manifest["model"]) != (
-            INDEX_VERSION,
-            generation,
-            model,
-        ):
-            return None
+    except FileNotFoundError:
+        if not quiet:
+            log.info("no indexes saved in %s yet; building them", folder)
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("saved indexes in %s are unreadable (%s); rebuilding them", folder, exc)
+        return None
+    wanted = (INDEX_VERSION, backend, generation, model)
+    found = (
+        manifest.get("version"),
+        _backend(manifest),
+        manifest.get("generation"),
+        manifest.get("model"),
+    )
+    if found != wanted:
+        if not quiet:
+            log.info(
+                "indexes saved in %s are of (version, backend, generation, model) %s, not %s;"
+                " rebuilding them",
+                folder,
+                found,
+                wanted,
+            )
+        return None
+    try:
         units = {name: _load_unit(gen_dir, name, manifest, mapped=True) for name in UNITS}
         indexes = Indexes(
             generation=generation,
@@ -259,46 +352,51 @@ def load_indexes(folder: Path, generation: int, model: str) -> Indexes | None:
             sentences=units["sentences"],
             passages=units["passages"],
             sentence_passage=np.load(gen_dir / "sentence_passage.npy", mmap_mode="r"),
+            article_sources=TextTable.load(gen_dir / "articles", mapped=True),
             mapped_from=gen_dir,
         )
-        # Every folder of this INDEX_VERSION holds these; one missing is a broken folder,
-        # rebuilt like any other (FileNotFoundError below).
-        from scipy import sparse
+        if backend == "local":
+            # Every folder of this INDEX_VERSION holds these; one missing is a broken
+            # folder, rebuilt like any other (FileNotFoundError below).
+            from scipy import sparse
 
-        indexes.sample_rows = (
-            Rows(sparse.load_npz(gen_dir / "sample.sentences.npz").tocsc()),
-            Rows(sparse.load_npz(gen_dir / "sample.passages.npz").tocsc()),
-        )
-        indexes.article_sources = TextTable.load(gen_dir / "articles", mapped=True)
-        indexes.sample_vectors = (
-            np.load(gen_dir / "sample.sentences.vectors.npy"),
-            np.load(gen_dir / "sample.passages.vectors.npy"),
-        )
+            indexes.sample_rows = (
+                Rows(sparse.load_npz(gen_dir / "sample.sentences.npz").tocsc()),
+                Rows(sparse.load_npz(gen_dir / "sample.passages.npz").tocsc()),
+            )
+            indexes.sample_vectors = (
+                np.load(gen_dir / "sample.sentences.vectors.npy"),
+                np.load(gen_dir / "sample.passages.vectors.npy"),
+            )
         return indexes
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        if not quiet:
+            log.warning("saved indexes in %s are incomplete (%s); rebuilding them", folder, exc)
         return None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        log.warning("saved indexes in %s are unreadable (%s); rebuilding from SQLite", folder, exc)
+        log.warning("saved indexes in %s are unreadable (%s); rebuilding them", folder, exc)
         return None
 
 
 def _load_unit(gen_dir: Path, name: str, manifest: dict[str, Any], *, mapped: bool) -> UnitIndex:
     """One unit's saved index, memory-mapped or read into memory (the float32 vectors are
-    mapped either way: only exact search of small stores and rebuilds read them)."""
+    mapped either way: only exact search of small stores and rebuilds read them). Of a
+    folder of the tables alone (`save_tables`), without vectors, BM25 or FAISS."""
     mode: Literal["r"] | None = "r" if mapped else None
-    faiss_file = gen_dir / f"{name}.faiss"
-    faiss_index = None
-    if faiss_file.exists():
-        faiss_index = read_dense(faiss_file, mapped=mapped)
     unit = UnitIndex(
         rowids=np.load(gen_dir / f"{name}.rowids.npy", mmap_mode=mode),
         article=np.load(gen_dir / f"{name}.article.npy", mmap_mode=mode),
         position=np.load(gen_dir / f"{name}.position.npy", mmap_mode=mode),
-        vectors=np.load(gen_dir / f"{name}.vectors.npy", mmap_mode="r"),
-        bm25=BM25.load(gen_dir / f"{name}.bm25", mapped=mapped),
-        faiss_index=faiss_index,
-        dense_info=dict(manifest.get("dense", {}).get(name, {})),
+        vectors=np.zeros((0, int(manifest.get("dim", 0))), dtype=np.float32),
+        bm25=None,
     )
+    if _backend(manifest) == "local":
+        faiss_file = gen_dir / f"{name}.faiss"
+        if faiss_file.exists():
+            unit.faiss_index = read_dense(faiss_file, mapped=mapped)
+        unit.vectors = np.load(gen_dir / f"{name}.vectors.npy", mmap_mode="r")
+        unit.bm25 = BM25.load(gen_dir / f"{name}.bm25", mapped=mapped)
+        unit.dense_info = dict(manifest.get("dense", {}).get(name, {}))
     if name == "sentences":
         unit.texts = TextTable.load(gen_dir / name, mapped=mapped)
         unit.start = np.load(gen_dir / f"{name}.start.npy", mmap_mode=mode)
@@ -377,14 +475,42 @@ def open_indexes(store: Store, folder: Path) -> Indexes:
     return _as_saved(indexes, folder, store.model)
 
 
-def _as_saved(indexes: Indexes, folder: Path, model: str) -> Indexes:
+def _as_saved(indexes: Indexes, folder: Path, model: str, backend: Backend = "local") -> Indexes:
     """The indexes just saved; read back from their folder when arrays were spilled into
     it, so that they are mapped and read in as every saved generation is."""
     spilled = (indexes.sentences.vectors, indexes.passages.vectors)
     tokens = indexes.sentences.tokens
     if not any(file_of(a) for a in spilled) and (tokens is None or tokens.file is None):
         return indexes
-    return load_indexes(folder, indexes.generation, model) or indexes
+    return _load(folder, indexes.generation, model, backend, quiet=False) or indexes
+
+
+def build_saved(
+    folder: Path, model: str, dim: int, build: Callable[[Spill | None], Indexes]
+) -> Indexes:
+    """The tables an answer reads, made by `build` (`build_from_snapshot(local=False)`)
+    with `folder` to spill their largest arrays into, then saved there (`save_tables`);
+    read back mapped when spilled. A folder that cannot be written still gives them, built
+    in memory, with a warning: the next process builds them again."""
+    try:
+        building: tuple[Path, int] | None = start_building(folder)
+    except OSError as exc:
+        log.warning("could not save indexes to %s: %s", folder, exc)
+        building = None
+    try:
+        indexes = build(None if building is None else Spill(building[0]))
+    except BaseException:
+        if building is not None:
+            _end_building(*building)
+        raise
+    if building is None:
+        return indexes
+    try:
+        save_tables(indexes, folder, model, dim, building)
+    except OSError as exc:  # a full disk still answers, just slower next time
+        log.warning("could not save indexes to %s: %s", folder, exc)
+        return indexes
+    return _as_saved(indexes, folder, model, "qdrant")
 
 
 class LocalIndexes:
@@ -405,8 +531,7 @@ class LocalIndexes:
             with store.snapshot() as snapshot:
                 indexes = build_from_snapshot(snapshot, visit=visit, spill=Spill(building[0]))
         except BaseException:
-            shutil.rmtree(building[0], ignore_errors=True)
-            _unlock_building(*building)
+            _end_building(*building)
             raise
         # Replaces the generation's folder whole.
         save_indexes(indexes, folder, store.model, building)
