@@ -1,6 +1,10 @@
 """Qdrant as the search engine of the derived indexes (`QABOT_QDRANT_URL`): the sentence and
 passage vectors and their words live there, the collection a tenant key; the tables an
-answer reads (texts, offsets, token vectors, sources) stay in the process.
+answer reads (texts, offsets, token vectors, sources) stay in the process, saved per
+generation in the index folder's `qdrant/` (store/indexes/saved.py: `save_tables`) and
+memory-mapped by the next process, as the local indexes are: built from the store on every
+start they were 14 GB of token vectors in each process at a million passages, and minutes
+of reading.
 
 Layout (Qdrant's documented multitenancy: one Qdrant collection per kind of point, every
 qabot collection a value of its `tenant` payload key, indexed `is_tenant`):
@@ -62,6 +66,7 @@ from store.indexes.qdrant_transport import (
     mask_url,
     open_transport,
 )
+from store.indexes.saved import build_saved, load_tables
 from store.indexes.seams import Allowed, Matches
 
 __all__ = [
@@ -74,6 +79,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from store.indexes.spill import Spill
     from store.seams import Store
     from store.seams import StoreReads as Snapshot
 
@@ -88,6 +94,10 @@ K1, B = 0.6, 0.3
 LENGTH_DRIFT = 0.10
 _BATCH = 256  # points a request
 _META_ID = 0
+# The subfolder of the index folder the tables an answer reads are saved in: apart from the
+# local indexes' generations, so that switching a data folder between the two never
+# reads one as the other (each manifest names its backend as well).
+TABLES = "qdrant"
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
@@ -567,7 +577,15 @@ class QdrantIndexes:
     def open(
         self, store: Store, folder: Path, progress: Callable[[], None] | None = None
     ) -> Indexes:
+        """Qdrant synced to the store's generation, and the tables an answer reads: those
+        saved for it in `folder/qdrant` when they are, else built from the store and saved."""
+        return self._open(store, folder, progress, fresh=False)
+
+    def _open(
+        self, store: Store, folder: Path, progress: Callable[[], None] | None, *, fresh: bool
+    ) -> Indexes:
         started = time.perf_counter()
+        tables = folder / TABLES
         with store.snapshot() as snap:
             sync = _Sync(self.transport, snap)
             sync.prepare()
@@ -579,7 +597,18 @@ class QdrantIndexes:
                     inner(unit, row)
                     progress()
 
-            indexes = build_from_snapshot(snap, local=False, visit=visit)
+            indexes = None if fresh else load_tables(tables, snap.generation, snap.model)
+            loaded = indexes is not None
+            if indexes is None:
+
+                def build(spill: Spill | None) -> Indexes:
+                    return build_from_snapshot(snap, local=False, visit=visit, spill=spill)
+
+                indexes = build_saved(tables, snap.model, snap.dim, build)
+            elif visit is not None:  # a Qdrant behind the saved tables: its points only
+                for unit in UNITS:
+                    for row in snap.iter_units(unit):
+                        visit(unit, row)
             sync.finish()
         synced = time.perf_counter()
         self.last_sync = {
@@ -589,12 +618,13 @@ class QdrantIndexes:
         }
         self._attach(indexes, store.dim)
         log.info(
-            "Qdrant at %s: generation %d, %d points written and %d articles removed in %.2fs, "
-            "sample read in %.2fs",
+            "Qdrant at %s: generation %d, %d points written and %d articles removed, tables %s,"
+            " in %.2fs; sample read in %.2fs",
             self.transport.where,
             indexes.generation,
             sync.written,
             sync.removed,
+            f"loaded from {indexes.mapped_from}" if loaded else "built",
             synced - started,
             time.perf_counter() - synced,
         )
@@ -603,9 +633,10 @@ class QdrantIndexes:
     def rebuild(
         self, store: Store, folder: Path, progress: Callable[[], None] | None = None
     ) -> Indexes:
-        """Every point rewritten from the store (`qabot stats` shows the result)."""
+        """Every point rewritten and the tables an answer reads built anew from the store
+        (`qabot stats` shows the result)."""
         self.transport.create(store.dim)
-        return self.open(store, folder, progress)
+        return self._open(store, folder, progress, fresh=True)
 
     def _attach(self, indexes: Indexes, dim: int) -> None:
         keys = np.asarray([article_key(a) for a in indexes.article_ids], dtype=np.uint64)

@@ -5,8 +5,11 @@ that is down is one line naming it, its credentials masked."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +20,25 @@ from retriever.retriever import Retriever
 from retriever.weights import Weights
 from store.db import Store
 from store.errors import SearchBackendError
+from store.indexes import build as build_module
 from store.indexes.bm25 import BM25, tokenize
+from store.indexes.build import Indexes
 from store.indexes.qdrant import (
     EdgeTransport,
     QdrantIndexes,
+    QdrantVectors,
     Transport,
     mask_url,
     open_transport,
 )
+from store.indexes.saved import LocalIndexes, load_indexes, load_tables, make_resident, open_indexes
 from store.indexes.seams import Allowed
 from store.ingest import Ingestor
 from store.models import RawArticle
+from store.seams import Store as AnyStore
+from store.seams import StoreReads, UnitRow
 from tests.doubles import HashingEmbedder
-from tests.engines import index_source, qdrant_units
+from tests.engines import OpenStore, index_source, qdrant_units
 
 DOCS = [
     "Harbor Bridge\nThe bridge reopened on Monday after two years of repairs.",
@@ -84,7 +93,7 @@ def _store(tmp_path: Path) -> tuple[Store, Ingestor]:
     return store, Ingestor(store, embedder)
 
 
-def _retriever(store: Store, source: QdrantIndexes, tmp_path: Path) -> Retriever:
+def _retriever(store: AnyStore, source: QdrantIndexes, tmp_path: Path) -> Retriever:
     return Retriever(
         store,
         HashingEmbedder(),
@@ -262,3 +271,194 @@ def test_stats_name_the_backend_and_its_health(
     stats = json.loads(capsys.readouterr().out)
     assert stats["search"] == f"qdrant at edge://{tmp_path / 'qdrant-edge'}"
     assert stats["qdrant"] == "answering; not built yet (built by the next ask)"
+
+
+# -- the tables an answer reads, saved per generation beside Qdrant -------------------------
+
+
+class ReadCounting:
+    """A store that counts the unit rows its snapshots hand out: building the tables an
+    answer reads takes every one (minutes, at a million passages); loading them none."""
+
+    def __init__(self, inner: AnyStore) -> None:
+        self.inner = inner
+        self.rows_read = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[object]:
+        with self.inner.snapshot() as snap:
+            yield _CountingSnapshot(snap, self)
+
+
+class _CountingSnapshot:
+    def __init__(self, inner: StoreReads, store: ReadCounting) -> None:
+        self.inner, self.store = inner, store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def iter_units(self, table: str) -> Iterator[UnitRow]:
+        for row in self.inner.iter_units(table):
+            self.store.rows_read += 1
+            yield row
+
+
+QUESTIONS_ASKED = ["Who replaced every cable?", "fish market dawn", "April sailing"]
+
+
+def _answers(retriever: Retriever) -> list[object]:
+    """Each question's answer and its ranking's positions and scores."""
+    out: list[object] = []
+    for question in QUESTIONS_ASKED:
+        ranked = retriever.rank([question])[0]
+        out.append(retriever.ask(question, k=3).model_dump(exclude={"timings"}))
+        out.append((ranked.positions.tolist(), np.round(ranked.scores, 5).tolist()))
+    return out
+
+
+def _a_later_process(store: ReadCounting, tmp_path: Path) -> tuple[Retriever, Indexes]:
+    """A new process's retriever on the same data folder and Qdrant, and its indexes."""
+    source = index_source("qdrant-edge", tmp_path)
+    assert isinstance(source, QdrantIndexes)
+    retriever = _retriever(store, source, tmp_path)  # type: ignore[arg-type]
+    return retriever, retriever.snapshots.current().indexes
+
+
+def _close(retriever: Retriever) -> None:
+    retriever.snapshots.source.close()
+
+
+def test_a_later_process_maps_the_saved_tables_instead_of_reading_the_store(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    store = ReadCounting(open_store())
+    Ingestor(store.inner, HashingEmbedder()).ingest([BRIDGE, FERRY, MARKET])
+    first, built = _a_later_process(store, tmp_path)
+    assert store.rows_read > 0 and built.mapped_from is None  # built, in memory (small)
+    before = _answers(first)
+    assert before[0]["answers"][0]["text"].startswith("Maria Olsen")  # type: ignore[index]
+    _close(first)
+
+    store.rows_read = 0
+    second, loaded = _a_later_process(store, tmp_path)
+    saved = tmp_path / "index" / "qdrant" / f"gen-{store.generation}"
+    assert loaded.mapped_from == saved and store.rows_read == 0  # nothing read but the map
+    assert second.snapshots.source.last_sync["written"] == 0  # type: ignore[attr-defined]
+    assert _answers(second) == before
+    # Read into memory behind the first questions, as a bot does, it answers alike.
+    assert make_resident(loaded) > 0 and loaded.mapped_from is None
+    assert _answers(second) == before
+    _close(second)
+
+
+def test_a_new_generation_is_built_and_saved_and_the_old_one_removed(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    store = ReadCounting(open_store())
+    ingest = Ingestor(store.inner, HashingEmbedder())
+    ingest.ingest([BRIDGE, FERRY])
+    retriever, _ = _a_later_process(store, tmp_path)
+    tables = tmp_path / "index" / "qdrant"
+    old = store.generation
+    assert sorted(p.name for p in tables.glob("gen-*")) == [f"gen-{old}"]
+
+    ingest.ingest([MARKET], collection="harbour")
+    store.rows_read = 0
+    assert _first(retriever, "fish market Fridays dawn").startswith("The fish market")
+    new = store.generation
+    assert new != old and store.rows_read > 0  # built from the store
+    assert sorted(p.name for p in tables.glob("gen-*")) == [f"gen-{new}"]
+    assert (tables / "CURRENT").read_text(encoding="utf-8") == f"gen-{new}"
+    _close(retriever)
+
+    store.rows_read = 0
+    later, indexes = _a_later_process(store, tmp_path)
+    assert indexes.mapped_from == tables / f"gen-{new}" and store.rows_read == 0
+    assert _first(later, "fish market Fridays dawn").startswith("The fish market")
+    _close(later)
+
+
+def test_a_data_folder_switched_between_local_and_qdrant_never_loads_the_others_indexes(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    store = ReadCounting(open_store())
+    Ingestor(store.inner, HashingEmbedder()).ingest([BRIDGE, FERRY, MARKET])
+    index, generation = tmp_path / "index", store.generation
+
+    def local() -> Retriever:
+        return Retriever(store, HashingEmbedder(), index, search=LocalIndexes())  # type: ignore[arg-type]
+
+    local().ask("ferry")  # saves index/gen-N, searched here
+    qdrant, built = _a_later_process(store, tmp_path)
+    assert built.mapped_from is None and store.rows_read > 0  # its own, from the store
+    ranked = [qdrant.rank([q])[0].positions.tolist() for q in QUESTIONS_ASKED]
+    _close(qdrant)
+
+    back = local().snapshots.current().indexes  # local again: its own generation
+    assert back.mapped_from == index / f"gen-{generation}"
+    assert back.sentences.bm25 is not None and back.sentences.dense_index is None
+    qdrant, again = _a_later_process(store, tmp_path)  # and Qdrant again: its own
+    assert again.mapped_from == index / "qdrant" / f"gen-{generation}"
+    assert isinstance(again.sentences.dense_index, QdrantVectors)
+    assert [qdrant.rank([q])[0].positions.tolist() for q in QUESTIONS_ASKED] == ranked
+    _close(qdrant)
+    # Each loader refuses the other's folder, even pointed at it.
+    assert load_indexes(index / "qdrant", generation, store.model) is None
+    assert load_tables(index, generation, store.model) is None
+
+
+def test_a_large_stores_token_table_is_built_into_its_saved_file(
+    open_store: OpenStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ReadCounting(open_store())
+    Ingestor(store.inner, HashingEmbedder()).ingest([BRIDGE, FERRY, MARKET])
+    in_memory = open_indexes(store.inner, tmp_path / "memory").sentences.tokens
+    monkeypatch.setattr(build_module, "SPILL_ROWS", 1)  # every unit counts as large
+    retriever, indexes = _a_later_process(store, tmp_path)
+    saved = tmp_path / "index" / "qdrant" / f"gen-{store.generation}"
+    # Read back from the file it was built into: not a copy held in this process.
+    assert indexes.mapped_from == saved
+    tokens = indexes.sentences.tokens
+    assert tokens is not None and in_memory is not None
+    assert tokens.file == saved / "sentences.tokens.npy"
+    assert np.asarray(tokens.tokens).tobytes() == np.asarray(in_memory.tokens).tobytes()
+    assert not list(saved.parent.glob(".building-*"))
+    assert _first(retriever, "Who replaced every cable?").startswith("Maria Olsen")
+    _close(retriever)
+
+
+def test_unreadable_saved_tables_or_an_abandoned_build_are_rebuilt_with_a_line_of_log(
+    open_store: OpenStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ReadCounting(open_store())
+    Ingestor(store.inner, HashingEmbedder()).ingest([BRIDGE, FERRY, MARKET])
+    first, _ = _a_later_process(store, tmp_path)
+    before = _answers(first)
+    _close(first)
+    tables = tmp_path / "index" / "qdrant"
+    gen_dir = tables / f"gen-{store.generation}"
+    (gen_dir / "sentences.rowids.npy").write_bytes(b"not an array")
+    abandoned = tables / ".building-killed"  # a build killed halfway: no lock held
+    abandoned.mkdir()
+    (tables / ".building-killed.lock").touch()
+
+    store.rows_read = 0
+    with caplog.at_level(logging.INFO, logger="store.indexes.saved"):
+        second, indexes = _a_later_process(store, tmp_path)
+    assert indexes.mapped_from is None and store.rows_read > 0  # rebuilt from the store
+    assert any("unreadable" in r.getMessage() and r.exc_info is None for r in caplog.records)
+    assert _answers(second) == before
+    assert not abandoned.exists()
+    _close(second)
+    caplog.clear()
+
+    manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+    (gen_dir / "manifest.json").write_text(json.dumps(manifest | {"model": "other"}))
+    with caplog.at_level(logging.INFO, logger="store.indexes.saved"):
+        third, indexes = _a_later_process(store, tmp_path)
+    assert indexes.mapped_from is None  # another model's tables: rebuilt
+    assert any("rebuilding" in r.getMessage() for r in caplog.records)
+    _close(third)
