@@ -353,6 +353,16 @@ def test_a_later_process_maps_the_saved_tables_instead_of_reading_the_store(
     assert _answers(second) == before
     _close(second)
 
+    # An empty Qdrant behind the saved tables (a new server, say): the store's rows are read
+    # to write its points, the tables still come from their files.
+    EdgeTransport.at(tmp_path / "qdrant-edge").create(store.dim)
+    store.rows_read = 0
+    third, reloaded = _a_later_process(store, tmp_path)
+    assert reloaded.mapped_from == saved and store.rows_read > 0
+    assert third.snapshots.source.last_sync["written"] == 6  # type: ignore[attr-defined]
+    assert _answers(third) == before
+    _close(third)
+
 
 def test_a_new_generation_is_built_and_saved_and_the_old_one_removed(
     open_store: OpenStore, tmp_path: Path
