@@ -155,6 +155,9 @@ def test_a_large_build_fills_its_files_as_it_goes_and_saves_what_a_build_in_memo
     assert not list((tmp_path / "spilled").glob(".building-*"))
     again = open_indexes(store, tmp_path / "spilled")  # and it loads as any saved generation
     assert again.sentences.tokens is not None
-    assert np.asarray(again.sentences.tokens.tokens).tobytes() == np.asarray(
-        in_memory.sentences.tokens.tokens  # type: ignore[union-attr]
-    ).tobytes()
+    assert (
+        np.asarray(again.sentences.tokens.tokens).tobytes()
+        == np.asarray(
+            in_memory.sentences.tokens.tokens  # type: ignore[union-attr]
+        ).tobytes()
+    )
