@@ -447,10 +447,52 @@ def make_resident(indexes: Indexes, pause: Callable[[], None] | None = None) -> 
         for part in sorted(gen_dir.glob("articles.*")):
             _read_through(part, pause)
         indexes.article_sources = TextTable.load(gen_dir / "articles")
+    _cache_tokens(gen_dir / "sentences.tokens.npy", pause)
     indexes.mapped_from = None
     took = time.perf_counter() - started
     log.info("indexes of generation %d read into memory in %.1fs", indexes.generation, took)
     return took
+
+
+# Memory left to everything else when a large token file is brought into the page cache.
+_CACHE_MARGIN = 2 << 30
+
+
+def _cache_tokens(path: Path, pause: Callable[[], None] | None) -> bool:
+    """Bring a token vector file too large to hold in process memory into the page cache,
+    when the machine has the memory for it (and `_CACHE_MARGIN` more); whether it did.
+
+    A question reranks ~150 sentences by their token vectors, scattered over the file: at
+    a million passages (13 GB) asks took 191 ms at p50 with the file on disk against 26 ms
+    with it in the page cache. The pages stay the kernel's to drop under pressure."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    if size <= RESIDENT_TOKENS_MAX:
+        return False  # read into memory with the rest
+    available = _available_memory()
+    if available is None or available < size + _CACHE_MARGIN:
+        log.info(
+            "token vectors (%.1f GB) left on disk: %s GB of memory available",
+            size / 1e9,
+            "unknown" if available is None else f"{available / 1e9:.1f}",
+        )
+        return False
+    _read_through(path, pause)
+    return True
+
+
+def _available_memory() -> int | None:
+    """MemAvailable in bytes (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def open_indexes(store: Store, folder: Path) -> Indexes:
