@@ -107,11 +107,15 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         print(HELP)
     try:
         if keeper is not None:
+            # As the Discord bot does: conversations untouched for QABOT_CONVERSATION_DAYS
+            # are forgotten, this one included.
+            conversation_log.prune(keeper.store, settings.conversation_days)
             kept = conversation_log.load(keeper.store, key) or ()
             conversation = conversation_log.as_conversation(kept) or Conversation()
             if kept:
                 print(
-                    f"(resuming {name}: {len(kept)} earlier turns, the last {kept[-1].question!r})"
+                    f"(resuming {name}: {len(kept)} earlier turn{'s' if len(kept) != 1 else ''}, "
+                    f"the last {kept[-1].question!r})"
                 )
             else:
                 print(f"(a new conversation, kept as {name})")

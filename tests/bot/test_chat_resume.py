@@ -4,6 +4,8 @@ stopped, in a new `qabot chat`, with the real bundled model."""
 from __future__ import annotations
 
 import io
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,21 @@ def test_a_bad_conversation_name_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith("Error: --resume 'my chat/1' is not a conversation name")
     assert "Traceback" not in err
+
+
+def test_a_chat_untouched_for_the_conversation_days_is_forgotten(
+    store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _chat(store, [WHO], "stale", monkeypatch, capsys)
+    _chat(store, [WHO], "fresh", monkeypatch, capsys)
+    with sqlite3.connect(store / "qabot.sqlite3") as db:  # "stale" was last asked 40 days ago
+        db.execute(
+            "UPDATE conversation_turns SET asked_at = ? WHERE conversation = 'chat:stale'",
+            ((datetime.now(UTC) - timedelta(days=40)).isoformat(timespec="seconds"),),
+        )
+    monkeypatch.setenv("QABOT_CONVERSATION_DAYS", "30")
+    stale = _chat(store, [RUSSIA], "stale", monkeypatch, capsys)
+    assert stale[0].startswith("(a new conversation, kept as stale)")
+    fresh = _chat(store, [RUSSIA], "fresh", monkeypatch, capsys)
+    assert fresh[0].startswith(f"(resuming fresh: 1 earlier turn, the last {WHO!r})")
+    assert DELIVERY in fresh[0]
