@@ -604,7 +604,7 @@ class QdrantIndexes:
                 def build(spill: Spill | None) -> Indexes:
                     return build_from_snapshot(snap, local=False, visit=visit, spill=spill)
 
-                indexes = build_saved(tables, snap.model, snap.dim, build)
+                indexes = build_saved(tables, snap.model, build, "qdrant", snap.dim)
             elif visit is not None:  # a Qdrant behind the saved tables: its points only
                 for unit in UNITS:
                     for row in snap.iter_units(unit):

@@ -497,24 +497,10 @@ def _available_memory() -> int | None:
 
 def open_indexes(store: Store, folder: Path) -> Indexes:
     """The current indexes: loaded when saved for this generation, else rebuilt and saved."""
-    generation = store.generation
-    loaded = load_indexes(folder, generation, store.model)
+    loaded = load_indexes(folder, store.generation, store.model)
     if loaded is not None:
         return loaded
-    try:
-        building: tuple[Path, int] | None = start_building(folder)
-    except OSError as exc:  # a read-only disk still answers, built in memory
-        log.warning("could not save indexes to %s: %s", folder, exc)
-        building = None
-    indexes = build_indexes(store, spill=None if building is None else Spill(building[0]))
-    if building is None:
-        return indexes
-    try:
-        save_indexes(indexes, folder, store.model, building)
-    except OSError as exc:  # a full disk still answers, just slower next time
-        log.warning("could not save indexes to %s: %s", folder, exc)
-        return indexes
-    return _as_saved(indexes, folder, store.model)
+    return build_saved(folder, store.model, lambda spill: build_indexes(store, spill))
 
 
 def _as_saved(indexes: Indexes, folder: Path, model: str, backend: Backend = "local") -> Indexes:
@@ -528,15 +514,20 @@ def _as_saved(indexes: Indexes, folder: Path, model: str, backend: Backend = "lo
 
 
 def build_saved(
-    folder: Path, model: str, dim: int, build: Callable[[Spill | None], Indexes]
+    folder: Path,
+    model: str,
+    build: Callable[[Spill | None], Indexes],
+    backend: Backend = "local",
+    dim: int | None = None,
 ) -> Indexes:
-    """The tables an answer reads, made by `build` (`build_from_snapshot(local=False)`)
-    with `folder` to spill their largest arrays into, then saved there (`save_tables`);
-    read back mapped when spilled. A folder that cannot be written still gives them, built
-    in memory, with a warning: the next process builds them again."""
+    """The indexes made by `build` with `folder` to spill their largest arrays into, then
+    saved there: whole (`save_indexes`), or for "qdrant" the tables an answer reads
+    (`build_from_snapshot(local=False)`, `save_tables`, which records `dim`); read back
+    mapped when spilled. A folder that cannot be written still gives them, built in memory,
+    with a warning: the next process builds them again."""
     try:
         building: tuple[Path, int] | None = start_building(folder)
-    except OSError as exc:
+    except OSError as exc:  # a read-only disk still answers
         log.warning("could not save indexes to %s: %s", folder, exc)
         building = None
     try:
@@ -548,11 +539,15 @@ def build_saved(
     if building is None:
         return indexes
     try:
-        save_tables(indexes, folder, model, dim, building)
+        if backend == "local":
+            save_indexes(indexes, folder, model, building)
+        else:
+            assert dim is not None
+            save_tables(indexes, folder, model, dim, building)
     except OSError as exc:  # a full disk still answers, just slower next time
         log.warning("could not save indexes to %s: %s", folder, exc)
         return indexes
-    return _as_saved(indexes, folder, model, "qdrant")
+    return _as_saved(indexes, folder, model, backend)
 
 
 class LocalIndexes:

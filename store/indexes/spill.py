@@ -87,10 +87,6 @@ class Appender:
         self._file.close()
         return np.load(self.path, mmap_mode="r")
 
-    def abandon(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
-
 
 def _header_length(prefix: bytes) -> int:
     """The bytes before the data of a version 1.0 `.npy` file, from its first ten."""
